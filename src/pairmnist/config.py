@@ -1,0 +1,149 @@
+"""The study's config schema: typed fields and the allowed values, checked before any work.
+
+Each check fails with one line naming the key, the value and what is allowed, as a
+:class:`ConfigError` that Hydra prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pairmnist.data.mnist import SOURCES
+from pairmnist.data.pairs import check_sizes
+from pairmnist.heads import HEADS
+
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+
+
+class ConfigError(CompactHydraException, ValueError):
+    """A config value that is not allowed; the message is one line naming the key."""
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value}: {allowed}")
+
+
+@dataclass
+class ModelSchema:
+    """``model.*``: the hyperparameters of the original report (plus ``head``)."""
+
+    lr: float
+    nb_hidden: int
+    aux_weight: float
+    head: str | None = None  # None: a net without digit outputs (shallow)
+
+    def check(self) -> None:
+        _require(self.lr > 0, "model.lr", self.lr, "must be > 0")
+        _require(self.nb_hidden >= 1, "model.nb_hidden", self.nb_hidden, "must be >= 1")
+        _require(0 <= self.aux_weight <= 1, "model.aux_weight", self.aux_weight, "must be within [0, 1]")
+        _require(self.head is None or self.head in HEADS, "model.head", self.head, f"allowed: {', '.join(HEADS)}")
+        if self.head is None:
+            no_digits = "allowed: 0 (this net has no digit outputs)"
+            _require(self.aux_weight == 0, "model.aux_weight", self.aux_weight, no_digits)
+        if self.head == "digits":
+            _require(
+                self.aux_weight == 1, "model.aux_weight", self.aux_weight,
+                "allowed: 1 with model.head=digits (the head has no parameters, only the digit loss trains)",
+            )  # fmt: skip
+
+
+@dataclass
+class DataSchema:
+    """``data.*``: pair counts, batching and the MNIST source."""
+
+    n_pairs: int
+    n_val_pairs: int
+    batch_size: int
+    source: str
+    normalize: bool
+
+    def check(self) -> None:
+        _require(self.n_pairs >= 1, "data.n_pairs", self.n_pairs, "must be >= 1")
+        _require(self.n_val_pairs >= 1, "data.n_val_pairs", self.n_val_pairs, "must be >= 1")
+        _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be >= 1")
+        _require(self.source in SOURCES, "data.source", self.source, f"allowed: {', '.join(SOURCES)}")
+        try:
+            check_sizes(self.n_pairs, self.n_val_pairs)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
+@dataclass
+class TrainerSchema:
+    """``trainer.*`` keys the study depends on (the rest go to ``Trainer`` unchecked)."""
+
+    max_epochs: int
+
+    def check(self) -> None:
+        _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "must be >= 1")
+
+
+@dataclass
+class RunSchema:
+    """Top-level keys."""
+
+    seed: int
+    resume: bool
+
+    def check(self) -> None:
+        _require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"must be an integer in [0, {MAX_SEED}]")
+
+
+def _typed(schema: type, node: DictConfig, prefix: str) -> Any:
+    """The schema's fields of ``node``, converted to their declared types.
+
+    Raises:
+        ConfigError: a field is missing or cannot be converted (e.g. ``model.lr=abc``).
+    """
+    subset = {f.name: node.get(f.name) for f in fields(schema)}
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), subset))
+    except OmegaConfBaseException as e:
+        key = f"{prefix}{getattr(e, 'full_key', '')}"
+        kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+        wanted = next((kind.get(f.type, f.type) for f in fields(schema) if prefix + f.name == key), "a valid value")
+        raise ConfigError(f"{key}={subset.get(key.removeprefix(prefix))}: must be {wanted}") from None
+
+
+def check_writable(key: str, folder: str | Path) -> None:
+    """Check that ``folder`` can be created (or exists) and written, without creating it.
+
+    Writes and deletes a probe file in ``folder`` or in its nearest existing ancestor.
+
+    Raises:
+        ConfigError: that ancestor is not a folder or cannot be written.
+    """
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{key}={folder}: not a writable folder ({e})") from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the study keys of a composed config (model, data, trainer, seed, data folder).
+
+    Raises:
+        ConfigError: the first key whose value is not allowed.
+    """
+    for schema, node, prefix in (
+        (RunSchema, cfg, ""),
+        (ModelSchema, cfg.model, "model."),
+        (DataSchema, cfg.data, "data."),
+        (TrainerSchema, cfg.trainer, "trainer."),
+    ):
+        _typed(schema, node, prefix).check()
+    check_writable("paths.data_dir", cfg.paths.data_dir)

@@ -1,0 +1,96 @@
+"""``PairMNISTDataModule``: the course's pairs of one seed as in-memory batches."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from pairmnist.data.mnist import load_mnist
+from pairmnist.data.pairs import PairSet, check_sizes, make_pair_splits
+
+
+class PairMNISTDataModule(pl.LightningDataModule):
+    """Training, validation and test pairs (see :mod:`pairmnist.data.pairs`) as batches.
+
+    Each batch is ``(input, target, classes)``: (B, 2, 14, 14) float32, (B,) int64,
+    (B, 2) int64. Batches are sliced from in-memory tensors with one index operation per
+    batch (a ``BatchSampler`` as the loader's sampler), not gathered sample by sample.
+    When the trainer runs on a GPU the tensors are moved there once, in :meth:`setup`.
+
+    Args:
+        n_pairs: training pairs, and test pairs (the course uses the same N for both); 1000.
+        n_val_pairs: validation pairs from unused MNIST training images; 1000.
+        batch_size: pairs per batch; 100 (the original report).
+        seed: draws the pairs and the training order; the same seed gives the same data.
+        source: where MNIST comes from, ``"packaged"`` or ``"torchvision"``.
+        data_dir: MNIST cache folder.
+        normalize: standardise every split with the training pairs' mean and std (scalars).
+        num_workers: DataLoader worker processes; 0 (in-memory data needs none).
+
+    Raises:
+        ValueError: sizes the MNIST splits cannot hold, ``batch_size`` < 1, unknown ``source``.
+    """
+
+    def __init__(
+        self,
+        n_pairs: int = 1000,
+        n_val_pairs: int = 1000,
+        batch_size: int = 100,
+        seed: int = 0,
+        source: str = "packaged",
+        data_dir: str = "data",
+        normalize: bool = True,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        check_sizes(n_pairs, n_val_pairs)
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size}: must be at least 1")
+        self.save_hyperparameters(ignore=["data_dir", "num_workers"])
+        self.n_pairs, self.n_val_pairs, self.batch_size = n_pairs, n_val_pairs, batch_size
+        self.seed, self.source, self.data_dir = seed, source, data_dir
+        self.normalize, self.num_workers = normalize, num_workers
+        self.train: PairSet | None = None
+        self.val: PairSet | None = None
+        self.test: PairSet | None = None
+        self.mean, self.std = 0.0, 1.0
+
+    def prepare_data(self) -> None:
+        """Build the MNIST cache if needed (download for ``source="torchvision"``)."""
+        load_mnist(self.source, self.data_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Draw the pairs of ``seed`` (once) and put them on the trainer's device."""
+        if self.train is None:
+            splits = make_pair_splits(self.n_pairs, self.n_val_pairs, self.seed, load_mnist(self.source, self.data_dir))
+            if self.normalize:
+                self.mean, self.std = splits.train.input.mean().item(), splits.train.input.std().item()
+            self.train, self.val, self.test = (
+                PairSet((s.input - self.mean) / self.std, s.target, s.classes) for s in splits
+            )
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if self.train.input.device != device:
+            self.train, self.val, self.test = (PairSet(*(t.to(device) for t in s)) for s in (self.train, self.val, self.test))
+
+    def _loader(self, pairs: PairSet, shuffle: bool) -> DataLoader:
+        dataset = TensorDataset(*pairs)
+        order = (
+            RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+            if shuffle
+            else SequentialSampler(dataset)
+        )
+        batches = BatchSampler(order, self.batch_size, drop_last=False)
+        return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        """Training pairs, reshuffled every epoch from a generator seeded with ``seed``."""
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation pairs, in order."""
+        return self._loader(self.val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test pairs, in order."""
+        return self._loader(self.test, shuffle=False)

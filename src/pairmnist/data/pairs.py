@@ -1,0 +1,130 @@
+"""The course's pair protocol (EPFL EE-559 ``dlc_practical_prologue.generate_pair_sets``).
+
+For each split: 2x2 average pooling of the raw 0-255 images (28 -> 14), a random
+permutation of the split's images, consecutive images taken two by two as the pair's two
+channels, target 1 when the first digit is lesser than or equal to the second. The
+permutations come from ``torch.Generator().manual_seed(seed)``, train first then test,
+which reproduces the course's pairs drawn from the global generator after
+``torch.manual_seed(seed)`` (STUDY.md, "How the course generates the pairs").
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from pairmnist.data.mnist import MNIST, N_TEST, N_TRAIN, load_mnist
+
+
+class PairSet(NamedTuple):
+    """One split of pairs.
+
+    Attributes:
+        input: (N, 2, 14, 14) float32, pooled pixel values (0-255 unless normalised).
+        target: (N,) int64, 1 if classes[:, 0] <= classes[:, 1] else 0.
+        classes: (N, 2) int64, the two digits.
+    """
+
+    input: torch.Tensor
+    target: torch.Tensor
+    classes: torch.Tensor
+
+
+class PairSplits(NamedTuple):
+    """Training, validation and test pairs of one seed (see :func:`make_pair_splits`)."""
+
+    train: PairSet
+    val: PairSet
+    test: PairSet
+
+
+def check_sizes(n_pairs: int, n_val_pairs: int = 0) -> None:
+    """Check that the splits can be drawn without using an image twice.
+
+    Raises:
+        ValueError: ``n_pairs`` < 1, ``n_val_pairs`` < 0, 2*(n_pairs + n_val_pairs) > 60,000
+            training images, or 2*n_pairs > 10,000 test images.
+    """
+    if n_pairs < 1:
+        raise ValueError(f"data.n_pairs={n_pairs}: must be at least 1")
+    if n_val_pairs < 0:
+        raise ValueError(f"data.n_val_pairs={n_val_pairs}: must be at least 0")
+    if 2 * (n_pairs + n_val_pairs) > N_TRAIN:
+        raise ValueError(
+            f"data.n_pairs={n_pairs} + data.n_val_pairs={n_val_pairs}: 2*(n_pairs + n_val_pairs) "
+            f"must be at most {N_TRAIN} MNIST training images"
+        )
+    if 2 * n_pairs > N_TEST:
+        raise ValueError(f"data.n_pairs={n_pairs}: 2*n_pairs must be at most {N_TEST} MNIST test images")
+
+
+def mnist_to_pairs(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> PairSet:
+    """Build pairs from image indices.
+
+    Args:
+        images: (n, 28, 28) uint8 MNIST images.
+        labels: (n,) int64 digits.
+        index: (N, 2) int64 indices into ``images``; pair i is (index[i, 0], index[i, 1]).
+
+    Returns:
+        The pairs; pooling is done per image, so the values equal the course's (which pools
+        the whole split first) bit for bit.
+    """
+    n = index.shape[0]
+    pooled = F.avg_pool2d(images[index.reshape(-1)].unsqueeze(1).float(), kernel_size=2)
+    classes = labels[index]
+    return PairSet(pooled.view(n, 2, 14, 14), (classes[:, 0] <= classes[:, 1]).long(), classes)
+
+
+def pair_indices(n_pairs: int, n_val_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Image indices of the training, validation and test pairs of ``seed``.
+
+    Training and test indices are exactly the course's. Validation continues the training
+    permutation (its images 2*n_pairs .. 2*(n_pairs + n_val_pairs) - 1), so it never shares
+    an image with the training pairs and never touches the test set.
+
+    Returns:
+        (n_pairs, 2), (n_val_pairs, 2) int64 indices into MNIST's 60,000 training images,
+        and (n_pairs, 2) int64 indices into its 10,000 test images.
+
+    Raises:
+        ValueError: see :func:`check_sizes`.
+    """
+    check_sizes(n_pairs, n_val_pairs)
+    g = torch.Generator().manual_seed(seed)
+    train_perm = torch.randperm(N_TRAIN, generator=g)
+    test_perm = torch.randperm(N_TEST, generator=g)
+    n, v = 2 * n_pairs, 2 * n_val_pairs
+    return train_perm[:n].view(-1, 2), train_perm[n : n + v].view(-1, 2), test_perm[:n].view(-1, 2)
+
+
+def make_pair_splits(n_pairs: int, n_val_pairs: int, seed: int, mnist: MNIST) -> PairSplits:
+    """Draw the training, validation and test pairs of ``seed`` (indices: :func:`pair_indices`).
+
+    Raises:
+        ValueError: see :func:`check_sizes`.
+    """
+    train, val, test = pair_indices(n_pairs, n_val_pairs, seed)
+    return PairSplits(
+        train=mnist_to_pairs(mnist.train_images, mnist.train_labels, train),
+        val=mnist_to_pairs(mnist.train_images, mnist.train_labels, val),
+        test=mnist_to_pairs(mnist.test_images, mnist.test_labels, test),
+    )
+
+
+def generate_pair_sets(
+    n_pairs: int, seed: int, source: str = "packaged", data_dir: str = "data"
+) -> tuple[torch.Tensor, ...]:
+    """The course's ``generate_pair_sets(nb)`` for ``torch.manual_seed(seed)``.
+
+    Returns:
+        ``(train_input, train_target, train_classes, test_input, test_target, test_classes)``:
+        (N, 2, 14, 14) float32 raw pooled values 0-255, (N,) int64, (N, 2) int64, twice.
+
+    Raises:
+        ValueError: see :func:`check_sizes`; an unknown ``source``.
+    """
+    splits = make_pair_splits(n_pairs, 0, seed, load_mnist(source, data_dir))
+    return (*splits.train, *splits.test)

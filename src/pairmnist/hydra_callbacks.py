@@ -1,0 +1,48 @@
+"""Hydra callbacks (``hydra.callbacks`` in ``conf/hydra/default.yaml``)."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from pairmnist.config import ConfigError, check_writable, validate
+
+
+def _exit(message: str) -> None:
+    """Stop the whole command with ``message`` on stderr and exit status 1.
+
+    Hydra turns exceptions raised by callbacks into warnings and carries on, so a callback
+    that must stop the command raises ``SystemExit`` (the full traceback is printed first
+    when ``HYDRA_FULL_ERROR=1``).
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exc()
+    raise SystemExit(message)
+
+
+class ValidateConfig(Callback):
+    """Check the config before Hydra creates any folder or starts a job.
+
+    A single run is checked whole. A multirun is checked with its fixed overrides applied
+    (swept values are checked by each job as it starts, and a bad one fails that job only).
+
+    A bad value stops the command with one line naming the key, the value and what is
+    allowed (a :class:`~pairmnist.config.ConfigError`'s message), and exit status 1.
+    """
+
+    def _check(self, config: DictConfig, output_key: str) -> None:
+        try:
+            validate(config)
+            check_writable(output_key, OmegaConf.select(config, output_key))
+        except ConfigError as e:
+            _exit(str(e))
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.sweep.dir")

@@ -1,0 +1,149 @@
+"""One job of the study: config -> validated -> trained and tested -> ``metrics.json``.
+
+``run_job`` is the Hydra task function (``src/run.py``). In a multirun a failing job is
+recorded in its folder (``error.txt``) and the sweep goes on; the report names it and the
+multirun exits non-zero. With ``resume=true`` a job whose ``metrics.json`` is complete and
+was made from the same config returns the stored result without training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from pairmnist.atomic import write_json, write_text
+from pairmnist.config import validate
+from pairmnist.history import EpochHistory
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE, ERROR_FILE = "metrics.json", "error.txt"
+STUDY_KEYS = ("seed", "model", "data", "trainer")  # what determines a job's result
+METRICS_KEYS = (
+    "model", "seed", "aux_weight", "lr", "nb_hidden", "n_params", "epochs", "test_acc",
+    "test_digit_acc", "val_acc", "fit_seconds", "history", "config",
+)  # fmt: skip
+
+
+def study_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved keys that determine a job's result (:data:`STUDY_KEYS`), as plain data."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in STUDY_KEYS}
+
+
+def _choice(group: str) -> str | None:
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test one model as the config says; return the metrics.json record.
+
+    Everything random (pairs, shuffling, weight init) follows ``cfg.seed``; seed 0 is a seed.
+
+    Returns:
+        dict with :data:`METRICS_KEYS` and more: accuracies are fractions in [0, 1],
+        ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one
+        value per epoch of train_loss, train_acc, val_loss, val_acc.
+    """
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=cfg.paths.data_dir)
+    module = instantiate(cfg.model.module)
+    history = EpochHistory()
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()] + [history]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - start
+    fitted = {k: v.item() for k, v in trainer.callback_metrics.items()}
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+
+    record = {
+        "model": _choice("model"),
+        "seed": cfg.seed,
+        "aux_weight": cfg.model.aux_weight,
+        "lr": cfg.model.lr,
+        "nb_hidden": cfg.model.nb_hidden,
+        "head": cfg.model.get("head"),
+        "n_params": sum(p.numel() for p in module.net.parameters()),
+        "n_pairs": cfg.data.n_pairs,
+        "epochs": trainer.current_epoch,
+        "test_acc": tested["test/acc"],
+        "test_loss": tested["test/loss"],
+        "test_digit_acc": tested.get("test/digit_acc"),
+        "val_acc": fitted["val/acc"],
+        "val_loss": fitted["val/loss"],
+        "val_digit_acc": fitted.get("val/digit_acc"),
+        "fit_seconds": fit_seconds,
+        "history": history.history,
+        "device": str(trainer.strategy.root_device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "config": study_config(cfg),
+    }
+    if isinstance(trainer.logger, TensorBoardLogger):  # the HPARAMS tab: knobs against results
+        hparams = {k: record[k] for k in ("model", "seed", "aux_weight", "lr", "nb_hidden", "head", "n_pairs")}
+        trainer.logger.log_hyperparams(hparams, {"hp/val_acc": record["val_acc"], "hp/test_acc": record["test_acc"]})
+        trainer.logger.finalize("success")
+    return record
+
+
+def completed(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The stored record of a finished job with the same study config, else None."""
+    path = output_dir / METRICS_FILE
+    if (output_dir / ERROR_FILE).exists() or not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not all(k in record for k in METRICS_KEYS) or record["config"] != study_config(cfg):
+        return None
+    return record
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """Hydra task: validate, then resume or train, then write ``metrics.json`` atomically.
+
+    Returns:
+        The final validation accuracy (fraction), for sweepers; None for a failed job of a
+        multirun (its ``error.txt`` holds the message).
+
+    Raises:
+        Exception: whatever failed, in a single run (a multirun records it and goes on).
+    """
+    out = Path(cfg.paths.output_dir)
+    try:
+        validate(cfg)
+        if cfg.resume and (record := completed(out, cfg)) is not None:
+            log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
+            return record["val_acc"]
+        record = train(cfg)
+        write_json(out / METRICS_FILE, record)
+        (out / ERROR_FILE).unlink(missing_ok=True)
+        log.info(
+            "%s: test_acc %.4f, val_acc %.4f, fit %.1f s",
+            out.name, record["test_acc"], record["val_acc"], record["fit_seconds"],
+        )  # fmt: skip
+        return record["val_acc"]
+    except Exception as e:
+        write_text(out / ERROR_FILE, f"{type(e).__name__}: {e}\n")
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+            raise
+        log.error("job %s failed: %s: %s", out.name, type(e).__name__, e)
+        return None

@@ -1,0 +1,97 @@
+"""The study's networks as plain ``nn.Module``s (no Lightning), layers as in STUDY.md.
+
+Every net maps a (B, 2, 14, 14) float32 pair to ``(comparison logits (B, 2),
+digit logits (B, 2, 10) or None)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pairmnist.heads import make_head
+
+
+class Shallow(nn.Module):
+    """Flatten (392) -> Linear(392, nb_hidden) -> ReLU -> Linear(nb_hidden, 2); no digit outputs.
+
+    Original report's tuned width: nb_hidden = 500.
+    """
+
+    def __init__(self, nb_hidden: int = 500) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(392, nb_hidden), nn.ReLU(), nn.Linear(nb_hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """(B, 2, 14, 14) float32 -> ((B, 2) float32 logits, None)."""
+        return self.layers(x), None
+
+
+class DigitConvNet(nn.Module):
+    """One digit branch: (B, 1, 14, 14) float32 -> (B, 10) float32 digit logits.
+
+    Conv(1->32, k3) -> MaxPool 2 -> ReLU -> Conv(32->32, k3) -> MaxPool 2 -> ReLU ->
+    Conv(32->64, k2) -> ReLU -> Flatten -> Linear(64, 64) -> ReLU -> Linear(64, 10);
+    spatial size 14 -> 12 -> 6 -> 4 -> 2 -> 1 (the original report). 22,634 parameters.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(32, 32, 3), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(32, 64, 2), nn.ReLU(), nn.Flatten(),
+            nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 14, 14) float32 -> (B, 10) float32."""
+        return self.layers(x)
+
+
+class DigitPairNet(nn.Module):
+    """Digit logits for both channels, then a comparison head (see :mod:`pairmnist.heads`).
+
+    Subclasses define :meth:`digit_logits`; ``head`` is ``"learned"`` (original report,
+    uses ``nb_hidden``), ``"digits"`` or ``"probabilistic"``.
+    """
+
+    def __init__(self, nb_hidden: int = 100, head: str = "learned") -> None:
+        super().__init__()
+        self.head = make_head(head, nb_hidden)
+
+    def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2, 14, 14) float32 -> (B, 2, 10) float32."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits), float32."""
+        digits = self.digit_logits(x)
+        return self.head(digits), digits
+
+
+class Twin(DigitPairNet):
+    """No weight sharing: a separate digit ConvNet for each channel."""
+
+    def __init__(self, nb_hidden: int = 100, head: str = "learned") -> None:
+        super().__init__(nb_hidden, head)
+        self.branches = nn.ModuleList([DigitConvNet(), DigitConvNet()])
+
+    def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([branch(x[:, i : i + 1]) for i, branch in enumerate(self.branches)], dim=1)
+
+
+class Siamese(DigitPairNet):
+    """Weight sharing: one digit branch applied to both channels in one batched call on 2B images.
+
+    Args:
+        branch: the digit network, (B, 1, 14, 14) -> (B, 10); default :class:`DigitConvNet`.
+    """
+
+    def __init__(self, nb_hidden: int = 100, head: str = "learned", branch: nn.Module | None = None) -> None:
+        super().__init__(nb_hidden, head)
+        self.branch = branch if branch is not None else DigitConvNet()
+
+    def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        return self.branch(x.reshape(2 * b, 1, *x.shape[2:])).view(b, 2, -1)

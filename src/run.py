@@ -1,0 +1,25 @@
+"""Hydra entry point: ``python src/run.py [overrides]`` trains and tests one model per job.
+
+See README.md; the work is done by :func:`pairmnist.job.run_job`.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pairmnist.naming import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Run one job; returns its final validation accuracy (for sweepers)."""
+    from pairmnist.job import run_job  # torch and Lightning load only once the config is valid
+
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Jobs through the real configs: metrics.json, TensorBoard, checkpoints, bad values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pairmnist.config import ConfigError, validate
+from pairmnist.job import METRICS_KEYS, run_job
+
+
+@pytest.mark.parametrize("model", ["shallow", "twin", "siamese"])
+def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
+    cfg = make_cfg(f"model={model}", "seed=0")
+    val_acc = run_job(cfg)
+    out = Path(cfg.paths.output_dir)
+    record = json.loads((out / "metrics.json").read_text())
+    assert set(METRICS_KEYS) <= set(record)
+    assert record["model"] == model and record["seed"] == 0 and record["epochs"] == 1
+    assert record["val_acc"] == val_acc
+    assert 0 <= record["test_acc"] <= 1 and 0 <= record["val_acc"] <= 1 and record["fit_seconds"] > 0
+    assert (record["test_digit_acc"] is None) == (model == "shallow")
+    assert {k: len(v) for k, v in record["history"].items()} == dict.fromkeys(
+        ["train_loss", "train_acc", "val_loss", "val_acc"], 1
+    )
+    assert record["history"]["val_acc"][-1] == record["val_acc"]
+    assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936}[model]
+    assert (out / "checkpoints" / "final.ckpt").is_file()
+    assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
+
+
+def test_model_defaults_are_the_original_reports(make_cfg):
+    shallow, twin = make_cfg("model=shallow"), make_cfg("model=twin")
+    assert (shallow.model.lr, shallow.model.nb_hidden, shallow.model.aux_weight) == (1e-4, 500, 0)
+    assert (twin.model.lr, twin.model.nb_hidden, twin.model.aux_weight) == (1e-3, 100, 0.5)
+    assert twin.model.module.net._target_.endswith("Twin") and twin.trainer.max_epochs == 1
+    assert make_cfg(tiny=False).trainer.max_epochs == 25
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.aux_weight=1.5", r"model.aux_weight=1.5: must be within \[0, 1\]"),
+        ("model.aux_weight=-0.1", r"model.aux_weight=-0.1: must be within \[0, 1\]"),
+        ("model=shallow model.aux_weight=0.5", r"model.aux_weight=0.5: allowed: 0"),
+        ("data.n_pairs=0", "data.n_pairs=0: must be >= 1"),
+        ("data.n_val_pairs=0", "data.n_val_pairs=0: must be >= 1"),
+        ("data.n_pairs=5001", "data.n_pairs=5001: 2\\*n_pairs must be at most 10000"),
+        ("data.n_pairs=4000 data.n_val_pairs=27000", "must be at most 60000"),
+        ("data.batch_size=0", "data.batch_size=0: must be >= 1"),
+        ("model.lr=0", "model.lr=0.0: must be > 0"),
+        ("model.lr=abc", "model.lr=abc: must be a number"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0: must be >= 1"),
+        ("data.source=mnist", "data.source=mnist: allowed: packaged, torchvision"),
+        ("seed=-1", "seed=-1: must be an integer in"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        validate(make_cfg(*override.split()))
+    assert "\n" not in str(info.value)
+
+
+def test_unwritable_data_dir(make_cfg, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="paths.data_dir=.*not a writable folder"):
+        validate(make_cfg(f"paths.data_dir={blocker}/data"))
+
+
+def test_cli_bad_value_is_one_line_without_traceback(run_cli, tmp_path):
+    proc = run_cli("model.aux_weight=1.5", f"hydra.run.dir={tmp_path}/run", check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["model.aux_weight=1.5: must be within [0, 1]"], proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [("model=resnet", "Could not find 'model/resnet'"), ("model.aux_wieght=0.3", "aux_wieght")],
+)
+def test_cli_unknown_model_or_misspelled_key(run_cli, tmp_path, override, message):
+    proc = run_cli(override, f"hydra.run.dir={tmp_path}/run", check=False)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
