@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pairmnist.config import ConfigError, validate
-from pairmnist.job import METRICS_KEYS, run_job
+from pairmnist.job import run_job
+from pairmnist.records import METRICS_KEYS
 
 
 @pytest.mark.parametrize("model", ["shallow", "twin", "siamese"])

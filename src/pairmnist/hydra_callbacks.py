@@ -46,3 +46,25 @@ class ValidateConfig(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, "hydra.sweep.dir")
+
+
+class WriteReport(Callback):
+    """At the end of every multirun, write the report (:mod:`pairmnist.report`) in the sweep folder.
+
+    Prints the summary table. If any job failed or left no result, the command then exits
+    with status 1 and names them (their results are still summarised).
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from pairmnist.report import write_report  # pandas and matplotlib only once the sweep is done
+
+        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
+        try:
+            report = write_report(sweep_dir)
+        except FileNotFoundError as e:
+            _exit(f"report: {e}")
+        print(report.markdown, flush=True)
+        print(f"report written to {sweep_dir}: " + ", ".join(f.name for f in report.files), flush=True)
+        if report.jobs.failed:
+            names = ", ".join(report.jobs.failed)
+            _exit(f"{len(report.jobs.failed)} job(s) failed or left no result: {names} (see summary.md)")

@@ -8,7 +8,6 @@ was made from the same config returns the stored result without training.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -27,15 +26,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pairmnist.atomic import write_json, write_text
 from pairmnist.config import validate
 from pairmnist.history import EpochHistory
+from pairmnist.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE, ERROR_FILE = "metrics.json", "error.txt"
 STUDY_KEYS = ("seed", "model", "data", "trainer")  # what determines a job's result
-METRICS_KEYS = (
-    "model", "seed", "aux_weight", "lr", "nb_hidden", "n_params", "epochs", "test_acc",
-    "test_digit_acc", "val_acc", "fit_seconds", "history", "config",
-)  # fmt: skip
 
 
 def study_config(cfg: DictConfig) -> dict[str, Any]:
@@ -47,13 +42,18 @@ def _choice(group: str) -> str | None:
     return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
 
 
+def _fraction(acc: float | None) -> float | None:
+    """An accuracy computed in float32, rounded to 6 decimals: 0.915, not 0.9150000214576721."""
+    return None if acc is None else round(acc, 6)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one model as the config says; return the metrics.json record.
 
     Everything random (pairs, shuffling, weight init) follows ``cfg.seed``; seed 0 is a seed.
 
     Returns:
-        dict with :data:`METRICS_KEYS` and more: accuracies are fractions in [0, 1],
+        dict with :data:`pairmnist.records.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
         ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one
         value per epoch of train_loss, train_acc, val_loss, val_acc.
     """
@@ -81,12 +81,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "n_params": sum(p.numel() for p in module.net.parameters()),
         "n_pairs": cfg.data.n_pairs,
         "epochs": trainer.current_epoch,
-        "test_acc": tested["test/acc"],
+        "test_acc": _fraction(tested["test/acc"]),
         "test_loss": tested["test/loss"],
-        "test_digit_acc": tested.get("test/digit_acc"),
-        "val_acc": fitted["val/acc"],
+        "test_digit_acc": _fraction(tested.get("test/digit_acc")),
+        "val_acc": _fraction(fitted["val/acc"]),
         "val_loss": fitted["val/loss"],
-        "val_digit_acc": fitted.get("val/digit_acc"),
+        "val_digit_acc": _fraction(fitted.get("val/digit_acc")),
         "fit_seconds": fit_seconds,
         "history": history.history,
         "device": str(trainer.strategy.root_device),
@@ -104,17 +104,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def completed(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
-    """The stored record of a finished job with the same study config, else None."""
-    path = output_dir / METRICS_FILE
-    if (output_dir / ERROR_FILE).exists() or not path.exists():
-        return None
+    """The stored record of a finished job made from the same study config, else None."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = load_record(output_dir)
+    except JobNotDone:
         return None
-    if not all(k in record for k in METRICS_KEYS) or record["config"] != study_config(cfg):
-        return None
-    return record
+    return record if record["config"] == study_config(cfg) else None
 
 
 def run_job(cfg: DictConfig) -> float | None:

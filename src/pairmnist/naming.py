@@ -7,8 +7,10 @@ from collections.abc import Iterable
 
 from omegaconf import OmegaConf
 
-# Overrides that do not change what a job computes, or that the name already shows.
-_SKIP = ("model", "seed", "resume", "experiment", "hparams_search", "paths", "hydra", "callbacks", "logger")
+# Overrides the name already shows, or that only select other overrides (exact keys) ...
+_SKIP_KEYS = ("model", "seed", "resume", "experiment", "hparams_search")
+# ... and groups that do not change what a job computes (the key and everything below it).
+_SKIP_GROUPS = ("paths", "hydra", "callbacks", "logger")
 
 
 def job_name(model: str, seed: int, overrides: Iterable[str]) -> str:
@@ -22,7 +24,7 @@ def job_name(model: str, seed: int, overrides: Iterable[str]) -> str:
     parts = [str(model)]
     for override in overrides:
         key, _, value = str(override).lstrip("+").partition("=")
-        if key.startswith("~") or key.split(".")[0].split("/")[0] in _SKIP:
+        if key.startswith("~") or key in _SKIP_KEYS or re.split(r"[./]", key)[0] in _SKIP_GROUPS:
             continue
         parts.append(re.sub(r"[^\w.\-]+", "-", f"{key.split('.')[-1]}{value}"))
     parts.append(f"seed{seed}")
