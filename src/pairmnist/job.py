@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from pairmnist.history import EpochHistory
 from pairmnist.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
 log = logging.getLogger(__name__)
+# pytorch-lightning 2.6 calls a torch.utils._pytree API that torch 2.14 deprecates; harmless noise.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 STUDY_KEYS = ("seed", "model", "data", "trainer")  # what determines a job's result
 
@@ -128,6 +131,8 @@ def run_job(cfg: DictConfig) -> float | None:
         if cfg.resume and (record := completed(out, cfg)) is not None:
             log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
             return record["val_acc"]
+        for stale in out.glob("events.out.tfevents.*"):  # a previous attempt's curves would mix with these
+            stale.unlink()
         record = train(cfg)
         write_json(out / METRICS_FILE, record)
         (out / ERROR_FILE).unlink(missing_ok=True)

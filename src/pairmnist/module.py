@@ -53,7 +53,8 @@ class PairModule(pl.LightningModule):
 
     Logs per epoch ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` and, for nets
     with digit outputs, ``val/digit_acc``; after testing ``test/loss``, ``test/acc`` and
-    ``test/digit_acc``. Accuracies are fractions in [0, 1].
+    ``test/digit_acc``. Accuracies are fractions in [0, 1]. A non-finite training loss stops
+    the run with ``FloatingPointError`` at the end of its epoch.
 
     Args:
         net: a net of :mod:`pairmnist.nets` (not stored in the hyperparameters: pass it
@@ -92,6 +93,18 @@ class PairModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
+
+    def on_train_epoch_end(self) -> None:
+        """Stop the run when the epoch's training loss is NaN or infinite (diverged).
+
+        Raises:
+            FloatingPointError: naming the epoch and ``model.lr``.
+        """
+        loss = self.trainer.callback_metrics.get("train/loss")
+        if loss is not None and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"train/loss is {loss.item()} at epoch {self.current_epoch}: training diverged (model.lr={self.lr})"
+            )
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._step(batch, "val")

@@ -26,7 +26,7 @@ def job_name(model: str, seed: int, overrides: Iterable[str]) -> str:
         key, _, value = str(override).lstrip("+").partition("=")
         if key.startswith("~") or key in _SKIP_KEYS or re.split(r"[./]", key)[0] in _SKIP_GROUPS:
             continue
-        parts.append(re.sub(r"[^\w.\-]+", "-", f"{key.split('.')[-1]}{value}"))
+        parts.append(re.sub(r"[^\w.+\-]+", "-", f"{key.split('.')[-1]}{value}"))
     parts.append(f"seed{seed}")
     return "_".join(parts)
 
