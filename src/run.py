@@ -5,12 +5,17 @@ See README.md; the work is done by :func:`pairmnist.job.run_job`.
 
 from __future__ import annotations
 
+import warnings
+
 import hydra
 from omegaconf import DictConfig
 
 from pairmnist.naming import register
 
 register()
+# conf/hydra/launcher/joblib.yaml deliberately shares its name with the joblib plugin's schema,
+# so that `hydra/launcher=joblib` selects it, validated against that schema.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is validated against ConfigStore schema")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

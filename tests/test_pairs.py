@@ -92,7 +92,9 @@ def test_datamodule_normalises_with_training_statistics(data_dir, mnist):
 
 def test_datamodule_batches_and_reproducible_order(data_dir):
     def first_epochs(seed):
-        dm = PairMNISTDataModule(n_pairs=200, n_val_pairs=100, batch_size=64, seed=seed, data_dir=str(data_dir))
+        dm = PairMNISTDataModule(
+            n_pairs=200, n_val_pairs=100, batch_size=64, eval_batch_size=60, seed=seed, data_dir=str(data_dir)
+        )
         dm.setup("fit")
         loader = dm.train_dataloader()
         return [torch.cat([b[1] for b in loader]) for _ in range(2)], [len(b[0]) for b in loader], dm
@@ -101,5 +103,6 @@ def test_datamodule_batches_and_reproducible_order(data_dir):
     assert sizes == [64, 64, 64, 8]
     assert not torch.equal(e1, e2) and sorted(e1.tolist()) == sorted(dm.train.target.tolist())  # reshuffled
     assert torch.equal(first_epochs(4)[0][0], e1)  # same seed, same order
-    x, y, c = next(iter(dm.val_dataloader()))
-    assert x.shape == (64, 2, 14, 14) and torch.equal(y, dm.val.target[:64])
+    val = list(dm.val_dataloader())
+    assert [len(b[1]) for b in val] == [60, 40]  # evaluation batches, in order
+    assert val[0][0].shape == (60, 2, 14, 14) and torch.equal(torch.cat([b[1] for b in val]), dm.val.target)

@@ -62,6 +62,7 @@ class DataSchema:
     n_pairs: int
     n_val_pairs: int
     batch_size: int
+    eval_batch_size: int
     source: str
     normalize: bool
 
@@ -69,6 +70,7 @@ class DataSchema:
         _require(self.n_pairs >= 1, "data.n_pairs", self.n_pairs, "must be >= 1")
         _require(self.n_val_pairs >= 1, "data.n_val_pairs", self.n_val_pairs, "must be >= 1")
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be >= 1")
+        _require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "must be >= 1")
         _require(self.source in SOURCES, "data.source", self.source, f"allowed: {', '.join(SOURCES)}")
         try:
             check_sizes(self.n_pairs, self.n_val_pairs)

@@ -14,7 +14,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -26,7 +26,6 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from pairmnist.atomic import write_json, write_text
 from pairmnist.config import validate
-from pairmnist.history import EpochHistory
 from pairmnist.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
 log = logging.getLogger(__name__)
@@ -50,6 +49,28 @@ def _fraction(acc: float | None) -> float | None:
     return None if acc is None else round(acc, 6)
 
 
+class Parts(NamedTuple):
+    """What a job trains with, instantiated from its config."""
+
+    datamodule: pl.LightningDataModule
+    module: pl.LightningModule
+    trainer: pl.Trainer
+
+
+def build(cfg: DictConfig) -> Parts:
+    """Seed everything with ``cfg.seed`` (0 included), then instantiate data, model and Trainer.
+
+    The Trainer gets the ``callbacks`` and ``logger`` groups.
+    """
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=cfg.paths.data_dir)
+    module = instantiate(cfg.model.module)
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    return Parts(datamodule, module, trainer)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one model as the config says; return the metrics.json record.
 
@@ -60,19 +81,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one
         value per epoch of train_loss, train_acc, val_loss, val_acc.
     """
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=cfg.paths.data_dir)
-    module = instantiate(cfg.model.module)
-    history = EpochHistory()
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()] + [history]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-
+    datamodule, module, trainer = build(cfg)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start
-    fitted = {k: v.item() for k, v in trainer.callback_metrics.items()}
-    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    fitted = module.results["val"]
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    tested = module.results["test"]
 
     record = {
         "model": _choice("model"),
@@ -91,8 +106,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "val_loss": fitted["val/loss"],
         "val_digit_acc": _fraction(fitted.get("val/digit_acc")),
         "fit_seconds": fit_seconds,
-        "history": history.history,
+        "history": {k: [_fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
         "device": str(trainer.strategy.root_device),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

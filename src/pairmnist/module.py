@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_accuracy
 
 
 def pair_loss(
@@ -51,10 +53,18 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
 class PairModule(pl.LightningModule):
     """Trains a pair net with the auxiliary loss (:func:`pair_loss`) and Adam.
 
-    Logs per epoch ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` and, for nets
-    with digit outputs, ``val/digit_acc``; after testing ``test/loss``, ``test/acc`` and
-    ``test/digit_acc``. Accuracies are fractions in [0, 1]. A non-finite training loss stops
-    the run with ``FloatingPointError`` at the end of its epoch.
+    Per epoch it computes ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` and, for
+    nets with digit outputs, ``val/digit_acc``; after testing ``test/loss``, ``test/acc`` and
+    ``test/digit_acc``. Losses are means over the epoch's pairs, accuracies fractions in
+    [0, 1] (torchmetrics). Steps only keep their detached outputs; the metrics are computed
+    once at epoch end and written straight to the Trainer's loggers (x-axis: epoch), because
+    ``self.log`` costs about 1 ms a metric in Lightning's bookkeeping, 0.1 s of a 1-second
+    run (benchmarks/README.md). So they are not in ``trainer.callback_metrics``: the study
+    trains a fixed number of epochs and never monitors a metric to stop or pick a model.
+
+    ``results[stage]`` holds the last epoch's values of a stage as floats; ``history`` the
+    values of train_loss, train_acc, val_loss and val_acc, one per epoch. A non-finite
+    training loss stops the run with ``FloatingPointError``.
 
     Args:
         net: a net of :mod:`pairmnist.nets` (not stored in the hyperparameters: pass it
@@ -68,10 +78,9 @@ class PairModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.lr, self.aux_weight = lr, aux_weight
-        self.metrics = nn.ModuleDict(
-            {f"{s}_acc": MulticlassAccuracy(2, average="micro") for s in ("train", "val", "test")}
-            | {f"{s}_digit_acc": MulticlassAccuracy(10, average="micro") for s in ("val", "test")}
-        )
+        self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
+        self.results: dict[str, dict[str, float]] = {}
+        self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits or None)."""
@@ -81,36 +90,60 @@ class PairModule(pl.LightningModule):
         x, target, classes = batch
         logits, digits = self.net(x)
         loss = pair_loss(logits, digits, target, classes, self.aux_weight)
-        acc = self.metrics[f"{stage}_acc"]
-        acc(predict(logits), target)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True)
-        if digits is not None and stage != "train":
-            digit_acc = self.metrics[f"{stage}_digit_acc"]
-            digit_acc(digits.reshape(-1, digits.shape[-1]).argmax(-1), classes.reshape(-1))
-            self.log(f"{stage}/digit_acc", digit_acc, on_step=False, on_epoch=True)
+        digit_pred = None if digits is None or stage == "train" else digits.argmax(-1)
+        self.outputs[stage].append((loss.detach() * len(x), predict(logits), target, digit_pred, classes))
         return loss
+
+    def _epoch_metrics(self, stage: str) -> dict[str, float]:
+        """Compute, log and forget the epoch's ``<stage>/loss``, ``/acc`` and ``/digit_acc``."""
+        loss_sums, preds, targets, digit_preds, classes = zip(*self.outputs[stage], strict=True)
+        self.outputs[stage].clear()
+        preds, targets = torch.cat(preds), torch.cat(targets)
+        metrics = {
+            f"{stage}/loss": torch.stack(loss_sums).sum() / len(targets),
+            f"{stage}/acc": multiclass_accuracy(preds, targets, 2, average="micro", validate_args=False),
+        }
+        if digit_preds[0] is not None:
+            metrics[f"{stage}/digit_acc"] = multiclass_accuracy(
+                torch.cat(digit_preds).flatten(), torch.cat(classes).flatten(), 10, average="micro", validate_args=False
+            )
+        values = {k: v.item() for k, v in metrics.items()}
+        if self.trainer.sanity_checking:
+            return values
+        for logger in self.loggers:
+            logger.log_metrics(values, step=self.current_epoch)
+        self.results[stage] = values
+        if stage != "test":
+            for key in (f"{stage}/loss", f"{stage}/acc"):
+                self.history[key.replace("/", "_")].append(values[key])
+        return values
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 
     def on_train_epoch_end(self) -> None:
-        """Stop the run when the epoch's training loss is NaN or infinite (diverged).
+        """Log the training metrics; stop when the loss is NaN or infinite (diverged).
 
         Raises:
             FloatingPointError: naming the epoch and ``model.lr``.
         """
-        loss = self.trainer.callback_metrics.get("train/loss")
-        if loss is not None and not torch.isfinite(loss):
+        loss = self._epoch_metrics("train")["train/loss"]
+        if not math.isfinite(loss):
             raise FloatingPointError(
-                f"train/loss is {loss.item()} at epoch {self.current_epoch}: training diverged (model.lr={self.lr})"
+                f"train/loss is {loss} at epoch {self.current_epoch}: training diverged (model.lr={self.lr})"
             )
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._step(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_metrics("val")
+
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_metrics("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)

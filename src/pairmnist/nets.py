@@ -33,6 +33,11 @@ class DigitConvNet(nn.Module):
     Conv(1->32, k3) -> MaxPool 2 -> ReLU -> Conv(32->32, k3) -> MaxPool 2 -> ReLU ->
     Conv(32->64, k2) -> ReLU -> Flatten -> Linear(64, 64) -> ReLU -> Linear(64, 10);
     spatial size 14 -> 12 -> 6 -> 4 -> 2 -> 1 (the original report). 22,634 parameters.
+
+    The convolution weights are kept in channels-last memory format, so the activations
+    are too: PyTorch's CPU max-pooling is about 10 times faster on channels-last tensors
+    and a whole training step about 2 times (benchmarks/README.md). Same layers, same
+    maths; only the memory layout differs.
     """
 
     def __init__(self) -> None:
@@ -43,6 +48,7 @@ class DigitConvNet(nn.Module):
             nn.Conv2d(32, 64, 2), nn.ReLU(), nn.Flatten(),
             nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10),
         )  # fmt: skip
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 14, 14) float32 -> (B, 10) float32."""

@@ -1,7 +1,26 @@
-"""Data: MNIST files -> uint8 tensors -> the course's pairs -> batches."""
+"""Data: MNIST files -> uint8 tensors -> the course's pairs -> batches.
 
-from pairmnist.data.datamodule import PairMNISTDataModule
-from pairmnist.data.mnist import MNIST, load_mnist
-from pairmnist.data.pairs import PairSet, PairSplits, generate_pair_sets, make_pair_splits
+The names below load their module on first use (PEP 562), so that importing a light part
+(say ``pairmnist.data.mnist`` for the config check in Hydra's parent process) does not
+import PyTorch Lightning with the datamodule: about 3 s of start-up per process.
+"""
 
-__all__ = ["MNIST", "PairMNISTDataModule", "PairSet", "PairSplits", "generate_pair_sets", "load_mnist", "make_pair_splits"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "MNIST": "mnist",
+    "load_mnist": "mnist",
+    "PairSet": "pairs",
+    "PairSplits": "pairs",
+    "generate_pair_sets": "pairs",
+    "make_pair_splits": "pairs",
+    "PairMNISTDataModule": "datamodule",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

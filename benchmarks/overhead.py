@@ -1,0 +1,182 @@
+"""Lightning overhead: the project's training path against a bare PyTorch loop, same work.
+
+For each model, a 25-epoch run (1000 pairs, batch 100) two ways:
+- project: ``pairmnist.job.build`` (datamodule + LightningModule + Trainer with the default
+  callbacks and TensorBoard logger, exactly as ``src/run.py`` builds them) then
+  ``Trainer.fit``; Trainer construction and the datamodule's setup are inside the timing;
+- bare: a plain loop over the same nn.Module, the same (already built) data tensors, batch
+  sizes (training and evaluation), Adam, training steps, loss and per-epoch validation pass,
+  accumulating loss and accuracy as the project does.
+Reports the median of ``--repeats`` runs per side (the two sides alternate, so drifts of the
+machine hit both alike), the ratio project/bare, and the achieved
+GFLOP/s (training and validation FLOPs counted with ``torch.utils.flop_counter``). Also
+times the data path (MNIST from the cache, pair generation) and the process start-up.
+
+    python benchmarks/overhead.py                 # all models, 3 repetitions, 25 epochs
+    python benchmarks/overhead.py --models siamese --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from torch.utils.flop_counter import FlopCounterMode
+
+from pairmnist.data import PairMNISTDataModule, load_mnist, make_pair_splits
+from pairmnist.data.mnist import _load as mnist_memo
+from pairmnist.job import build
+from pairmnist.module import pair_loss, predict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_cfg(model: str, seed: int, epochs: int, out: Path, extra: list[str]) -> DictConfig:
+    """The job config run.py would get for ``model=<model> seed=<seed>``."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose(
+            "config", overrides=[f"model={model}", f"seed={seed}", f"trainer.max_epochs={epochs}", *extra],
+            return_hydra_config=True,
+        )  # fmt: skip
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
+def project_seconds(cfg: DictConfig) -> float:
+    """Wall-clock seconds of build (Trainer construction included) + Trainer.fit."""
+    start = time.perf_counter()
+    parts = build(cfg)
+    parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+    return time.perf_counter() - start
+
+
+def bare_seconds(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
+    """Wall-clock seconds of the same training as a plain PyTorch loop."""
+    torch.manual_seed(cfg.seed)
+    net = instantiate(cfg.model.module.net)
+    aux_weight, batch_size = cfg.model.aux_weight, cfg.data.batch_size
+    start = time.perf_counter()
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.model.lr)
+    order = torch.Generator().manual_seed(cfg.seed)
+    train, val = dm.train, dm.val
+    for _ in range(cfg.trainer.max_epochs):
+        net.train()
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        perm = torch.randperm(len(train.target), generator=order)
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i : i + batch_size]
+            x, y, c = train.input[idx], train.target[idx], train.classes[idx]
+            logits, digits = net(x)
+            loss = pair_loss(logits, digits, y, c, aux_weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (predict(logits) == y).sum()
+        net.eval()
+        with torch.no_grad():
+            val_loss, val_correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+            for i in range(0, len(val.target), dm.eval_batch_size):
+                x, y, c = (t[i : i + dm.eval_batch_size] for t in val)
+                logits, digits = net(x)
+                val_loss += pair_loss(logits, digits, y, c, aux_weight) * len(y)
+                val_correct += (predict(logits) == y).sum()
+        _ = (loss_sum.item(), correct.item(), val_loss.item(), val_correct.item())  # the epoch's metrics
+    return time.perf_counter() - start
+
+
+def run_flops(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
+    """FLOPs of one whole run: training steps (forward + backward) and validation forwards.
+
+    Counts full batches (1000 pairs / 100 divide evenly in the protocol).
+    """
+    net = instantiate(cfg.model.module.net)
+    b = cfg.data.batch_size
+    x, y, c = dm.train.input[:b], dm.train.target[:b], dm.train.classes[:b]
+    with FlopCounterMode(display=False) as train_counter:
+        logits, digits = net(x)
+        pair_loss(logits, digits, y, c, cfg.model.aux_weight).backward()
+    with FlopCounterMode(display=False) as val_counter, torch.no_grad():
+        net(dm.val.input)
+    steps = -(-len(dm.train.target) // b)
+    return cfg.trainer.max_epochs * (steps * train_counter.get_total_flops() + val_counter.get_total_flops())
+
+
+def median_seconds(fn, repeats: int) -> float:
+    return statistics.median(fn() for _ in range(repeats))
+
+
+def startup_seconds(repeats: int) -> tuple[float, float]:
+    """Seconds to start Python and import run.py's modules (incl. the job's), and Python alone."""
+
+    def timed(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+    imports = "import sys; sys.path.insert(0, 'src'); import run; import pairmnist.job"
+    return median_seconds(lambda: timed(imports), repeats), median_seconds(lambda: timed("pass"), repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["shallow", "twin", "siamese"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("overrides", nargs="*", help="extra config overrides for both sides, e.g. data.n_pairs=2000")
+    args = parser.parse_args()
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repetitions per side\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for model in args.models:
+            cfg = compose_cfg(model, 0, args.epochs, Path(tmp) / model, args.overrides)
+            dm = instantiate(cfg.data, seed=cfg.seed, data_dir=cfg.paths.data_dir)
+            dm.setup("fit")
+            project_seconds(cfg)  # warm-up: first-call costs (kernels, imports) on neither side's clock
+            bare_seconds(cfg, dm)
+            times = [(project_seconds(cfg), bare_seconds(cfg, dm)) for _ in range(args.repeats)]  # interleaved
+            project, bare = (statistics.median(side) for side in zip(*times, strict=True))
+            gflop = run_flops(cfg, dm) / 1e9
+            rows.append((model, project, bare, project / bare, gflop, gflop / project, gflop / bare))
+
+        print("| model | project s | bare s | project/bare | GFLOP per run | GFLOP/s project | GFLOP/s bare |")
+        print("|---|---|---|---|---|---|---|")
+        for model, project, bare, ratio, gflop, gps_p, gps_b in rows:
+            print(f"| {model} | {project:.2f} | {bare:.2f} | {ratio:.3f} | {gflop:.1f} | {gps_p:.1f} | {gps_b:.1f} |")
+
+        cfg = compose_cfg("siamese", 0, args.epochs, Path(tmp) / "data", args.overrides)
+
+        def mnist_from_cache() -> float:
+            mnist_memo.cache_clear()
+            start = time.perf_counter()
+            load_mnist(cfg.data.source, cfg.paths.data_dir)
+            return time.perf_counter() - start
+
+        mnist = load_mnist(cfg.data.source, cfg.paths.data_dir)
+
+        def pairs() -> float:
+            start = time.perf_counter()
+            make_pair_splits(cfg.data.n_pairs, cfg.data.n_val_pairs, 0, mnist)
+            return time.perf_counter() - start
+
+        imports, python = startup_seconds(args.repeats)
+        print(f"\nMNIST load from the cache (verified): {median_seconds(mnist_from_cache, args.repeats):.3f} s")
+        print(f"pair generation (train + val + test): {median_seconds(pairs, args.repeats):.3f} s")
+        print(f"process start-up, import of run.py's modules: {imports:.2f} s (bare Python: {python:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Parallel (joblib) and cluster (SLURM) launchers."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from conftest import CONF, TINY
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+
+
+def test_joblib_runs_jobs_in_parallel_processes_with_one_thread(run_cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("-m", "model=shallow", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={sweep}", *TINY)  # fmt: skip
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert [r["seed"] for r in records] == [0, 1]
+    assert all(r["threads"] == 1 for r in records)  # hydra.job.env_set reached the workers
+    assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [2]
+
+
+def test_slurm_launcher_composes_and_is_importable():
+    # No cluster here: check the config and the plugin, not a submission.
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.timeout_min == 30
+    assert get_class(launcher._target_).__name__ == "SlurmLauncher"
+
+
+def test_gpu_trainer_config_composes():
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose("config", overrides=["trainer=gpu"])
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.max_epochs == 25
