@@ -18,6 +18,7 @@ def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, au
     data = {"n_pairs": 1000, "batch_size": 100, **config.pop("data", {})}
     record = {
         "model": model, "seed": seed, "aux_weight": aux_weight, "lr": lr, "nb_hidden": 100,
+        "head": None if model == "shallow" else "learned",
         "n_params": 24_936, "epochs": 3, "test_acc": test_acc, "test_digit_acc": None if model == "shallow" else 0.95,
         "val_acc": val_acc, "fit_seconds": 4.0 + seed,
         "history": {"train_loss": [1.0, 0.5, 0.2], "train_acc": [0.6, 0.8, 0.9], "val_loss": [1, 0.6, 0.3],

@@ -64,6 +64,8 @@ class WriteReport(Callback):
         except FileNotFoundError as e:
             _exit(f"report: {e}")
         print(report.markdown, flush=True)
+        if report.ranking:
+            print(report.ranking, flush=True)
         print(f"report written to {sweep_dir}: " + ", ".join(f.name for f in report.files), flush=True)
         if report.jobs.failed:
             names = ", ".join(report.jobs.failed)

@@ -14,16 +14,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from matplotlib.figure import Figure
 
 from pairmnist.atomic import atomic_path, write_text
 from pairmnist.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
+from pairmnist.selection import SELECTION_COLUMNS, best, rank
 
-BASE_KEYS = ["model", "aux_weight", "lr", "nb_hidden"]
+BASE_KEYS = ["model", "head", "aux_weight", "lr", "nb_hidden"]
 RESULTS = ["seed", "test_acc", "test_digit_acc", "val_acc", "n_params", "fit_seconds"]
 # Config keys never used for grouping: the seed, and the wiring of knobs into objects.
 NOT_HYPERPARAMETERS = ("seed", "model.module.")
 REPORT_FILES = ("summary.csv", "summary.md", "curves.png", "test_acc.png")
+SELECTION_FILES = ("ranking.md", "best.yaml")  # when a model was run with several settings
 
 
 @dataclass
@@ -86,7 +89,8 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per group of ``keys``, sorted by mean test accuracy (highest first).
 
     Accuracies are fractions; ``*_std`` are sample standard deviations (ddof=1), NaN for a
-    group of one run; ``fit_seconds_*`` are wall-clock seconds of ``Trainer.fit``.
+    group of one run; ``fit_seconds_*`` are wall-clock seconds of ``Trainer.fit``. Adds a
+    ``group`` id column to ``df`` and to the summary (not written to summary.csv).
     """
     stats = {
         "n_runs": ("test_acc", "size"),
@@ -103,8 +107,11 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         "fit_seconds_mean": ("fit_seconds", "mean"),
         "fit_seconds_std": ("fit_seconds", "std"),
     }
-    df = df.assign(test_digit_acc=pd.to_numeric(df["test_digit_acc"]))
-    summary = df.groupby(keys, dropna=False).agg(**stats).reset_index()
+    df["test_digit_acc"] = pd.to_numeric(df["test_digit_acc"])
+    grouped = df.groupby(keys, dropna=False, sort=False)
+    df["group"] = grouped.ngroup()
+    summary = grouped.agg(**stats).reset_index()
+    summary.insert(0, "group", range(len(summary)))  # ngroup numbers groups in this same order
     summary = summary.sort_values(keys, na_position="last", kind="mergesort")
     return summary.sort_values("test_acc_mean", ascending=False, kind="mergesort").reset_index(drop=True)
 
@@ -158,9 +165,8 @@ def group_labels(summary: pd.DataFrame, keys: list[str], sep: str = " ") -> list
     return [sep.join([str(r["model"])] + [f"{k}={_cell(r[k])}" for k in varying]) for r in summary.to_dict("records")]
 
 
-def _group_runs(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> list[pd.DataFrame]:
-    runs = df.merge(summary[keys].reset_index(), on=keys, how="left")
-    return [runs[runs["index"] == i] for i in range(len(summary))]
+def _group_runs(df: pd.DataFrame, summary: pd.DataFrame) -> list[pd.DataFrame]:
+    return [df[df["group"] == g] for g in summary["group"]]
 
 
 def curves_figure(records: list[dict[str, Any]], df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> Figure:
@@ -168,7 +174,7 @@ def curves_figure(records: list[dict[str, Any]], df: pd.DataFrame, summary: pd.D
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     by_job = {r["job"]: r["history"] for r in records}
-    for label, runs in zip(group_labels(summary, keys), _group_runs(df, summary, keys), strict=True):
+    for label, runs in zip(group_labels(summary, keys), _group_runs(df, summary), strict=True):
         for ax, key, scale in ((axes[0], "train_loss", 1), (axes[1], "val_acc", 100)):
             curves = [np.asarray(by_job[j][key], dtype=float) * scale for j in runs["job"]]
             table = np.full((len(curves), max(map(len, curves))), np.nan)
@@ -193,7 +199,7 @@ def test_acc_figure(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) ->
     labels = group_labels(summary, keys, sep="\n")
     fig = Figure(figsize=(max(5, 1.4 * len(labels) + 2), 4.5), layout="constrained")
     ax = fig.subplots()
-    values = [100 * runs["test_acc"].to_numpy() for runs in _group_runs(df, summary, keys)]
+    values = [100 * runs["test_acc"].to_numpy() for runs in _group_runs(df, summary)]
     positions = np.arange(1, len(values) + 1)
     ax.boxplot(values, positions=positions, widths=0.5, showfliers=False)
     jitter = np.random.default_rng(0)  # fixed: the figure is the same every time
@@ -205,18 +211,59 @@ def test_acc_figure(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) ->
     return fig
 
 
+UNTRAINED_HEAD = "learned head gets no gradient at aux_weight=1: it stays at its random initialisation"
+
+
+def ranking_markdown(ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str], chosen: dict, root: Path) -> str:
+    """ranking.md: each tuned model's groups by mean validation accuracy, and the winner.
+
+    Test accuracy is joined in after the ranking, for information, in a column marked as
+    not used for selection.
+    """
+    table = ranked.merge(summary[["group", "test_acc_mean", "test_acc_std"]], on="group", how="left")
+    text = [
+        f"# Hyperparameter ranking: {root.name}",
+        "",
+        "Groups ranked by mean validation accuracy over their seeds (validation pairs come from MNIST "
+        "training images the training pairs do not use). Test accuracy is shown for information only: "
+        "it is **not used for selection**.",
+    ]
+    for model, rows in table.groupby("model", sort=True):
+        if str(model) not in chosen:
+            continue
+        shown = [k for k in keys[1:] if rows[k].nunique(dropna=False) > 1]
+        header = ["rank", *shown, "runs", "val acc %", "test acc % (not used)", "note"]
+        body = [
+            [r["rank"], *(r[k] for k in shown), r["n_runs"], _percent(r["val_acc_mean"], r["val_acc_std"]),
+             _percent(r["test_acc_mean"], r["test_acc_std"]),
+             UNTRAINED_HEAD if r["head"] == "learned" and r["aux_weight"] == 1 else ""]
+            for r in rows.to_dict("records")
+        ]  # fmt: skip
+        pick = chosen[str(model)]
+        text += ["", f"## {model}", "", markdown_table(header, body), ""]
+        text += [f"Selected: `{' '.join(pick['overrides'])}`. Evaluate it on seeds 0-9 with", ""]
+        text += ["```bash", pick["command"], "```"]
+    return "\n".join(text) + "\n"
+
+
 @dataclass
 class Report:
-    """What :func:`write_report` produced."""
+    """What :func:`write_report` produced (``best`` is empty when no model was tuned)."""
 
     summary: pd.DataFrame
     markdown: str
     jobs: Jobs
     files: list[Path]
+    best: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ranking: str = ""
 
 
 def write_report(root: str | Path) -> Report:
     """Read every job under ``root`` and write :data:`REPORT_FILES` there, atomically.
+
+    When a model ran with several settings (a grid search), also rank them on validation
+    accuracy and write :data:`SELECTION_FILES`: ``ranking.md`` and ``best.yaml`` (the
+    winning overrides per model and the command that evaluates them on seeds 0-9).
 
     Raises:
         FileNotFoundError: ``root`` holds no job folder with a result.
@@ -231,7 +278,7 @@ def write_report(root: str | Path) -> Report:
     summary = summarize(df, keys)
     markdown = summary_markdown(summary, keys, jobs, root)
     with atomic_path(root / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
+        summary.drop(columns="group").to_csv(tmp, index=False)
     write_text(root / "summary.md", markdown)
     for name, fig in (
         ("curves.png", curves_figure(jobs.records, df, summary, keys)),
@@ -239,7 +286,16 @@ def write_report(root: str | Path) -> Report:
     ):
         with atomic_path(root / name) as tmp:
             fig.savefig(tmp, dpi=120)
-    return Report(summary, markdown, jobs, [root / f for f in REPORT_FILES])
+    report = Report(summary, markdown, jobs, [root / f for f in REPORT_FILES])
+    ranked = rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys)
+    report.best = best(ranked, keys)
+    if report.best:
+        report.ranking = ranking_markdown(ranked, summary, keys, report.best, root)
+        write_text(root / "ranking.md", report.ranking)
+        header = "# Best settings per model, selected on mean validation accuracy (test accuracy not used).\n"
+        write_text(root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True))
+        report.files += [root / f for f in SELECTION_FILES]
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,5 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         parser.exit(1, f"error: {e}\n")
     print(report.markdown)
+    if report.ranking:
+        print(report.ranking)
     print("wrote " + ", ".join(str(f) for f in report.files))
     return 0

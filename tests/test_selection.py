@@ -1,0 +1,61 @@
+"""Grid search: the grid configs, validation-only selection, ranking.md and best.yaml."""
+
+from __future__ import annotations
+
+import yaml
+from conftest import CONF, TINY
+from hydra import compose, initialize_config_dir
+from test_report import write_job
+
+from pairmnist.report import write_report
+from pairmnist.selection import rank
+
+
+def test_grids_are_the_original_reports_over_tuning_seeds():
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        deep = compose("config", overrides=["hparams_search=deep_grid"], return_hydra_config=True)
+        shallow = compose("config", overrides=["hparams_search=shallow_grid"], return_hydra_config=True)
+    assert dict(deep.hydra.sweeper.params) == {
+        "model.lr": "1e-4,1e-3,1e-2", "model.nb_hidden": "100,300,500", "model.aux_weight": "0,0.5,1",
+        "seed": "1000,1001,1002",
+    }  # fmt: skip
+    assert set(shallow.hydra.sweeper.params) == {"model.lr", "model.nb_hidden", "seed"}
+    assert not {0, 1, 2, 3, 4, 5, 6, 7, 8, 9} & {int(s) for s in deep.hydra.sweeper.params.seed.split(",")}
+
+
+def test_selection_follows_validation_not_test(tmp_path):
+    # lr 1e-2 wins on validation; lr 1e-3 would win on test. The choice must be 1e-2.
+    for seed in (1000, 1001):
+        write_job(tmp_path, f"a{seed}", seed=seed, lr=1e-2, val_acc=0.95, test_acc=0.80)
+        write_job(tmp_path, f"b{seed}", seed=seed, lr=1e-3, val_acc=0.90, test_acc=0.99)
+        write_job(tmp_path, f"c{seed}", seed=seed, lr=1e-4, aux_weight=1.0, val_acc=0.50, test_acc=0.50)
+    report = write_report(tmp_path)
+    assert report.best["siamese"]["overrides"] == ["model=siamese", "model.aux_weight=0.5", "model.lr=0.01"]
+    saved = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert saved["siamese"]["command"] == (
+        "python src/run.py -m model=siamese model.aux_weight=0.5 model.lr=0.01 'seed=range(10)'"
+    )
+    ranking = (tmp_path / "ranking.md").read_text()
+    assert "not used for selection" in ranking and "test acc % (not used)" in ranking
+    assert "no gradient at aux_weight=1" in ranking  # shown, not dropped
+
+
+def test_rank_reads_only_keys_and_validation_columns(tmp_path):
+    for seed in (1, 2):
+        write_job(tmp_path, f"a{seed}", seed=seed, lr=1e-2, val_acc=0.9 + seed / 100)
+        write_job(tmp_path, f"b{seed}", seed=seed, lr=1e-3, val_acc=0.8)
+    summary = write_report(tmp_path).summary
+    keys = ["model", "head", "aux_weight", "lr", "nb_hidden"]
+    blind = summary.drop(columns=[c for c in summary if c.startswith(("test_", "digit_"))])
+    assert rank(blind, keys)["lr"].tolist() == [1e-2, 1e-3]
+
+
+def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
+    sweep = tmp_path / "grid"
+    proc = run_cli("-m", "hparams_search=deep_grid", "model=siamese", "model.lr=1e-3,1e-2", "model.nb_hidden=20",
+                   "model.aux_weight=0.5", "seed=1000", f"hydra.sweep.dir={sweep}", *TINY)  # fmt: skip
+    assert len(list(sweep.glob("*/metrics.json"))) == 2
+    best = yaml.safe_load((sweep / "best.yaml").read_text())["siamese"]
+    assert best["overrides"][1] in ("model.lr=0.001", "model.lr=0.01") and best["n_runs"] == 1
+    assert "## siamese" in (sweep / "ranking.md").read_text()
+    assert best["command"] in proc.stdout
