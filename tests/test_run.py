@@ -12,7 +12,7 @@ from pairmnist.job import run_job
 from pairmnist.records import METRICS_KEYS
 
 
-@pytest.mark.parametrize("model", ["shallow", "twin", "siamese"])
+@pytest.mark.parametrize("model", ["shallow", "twin", "siamese", "siamese_plus"])
 def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     cfg = make_cfg(f"model={model}", "seed=0")
     val_acc = run_job(cfg)
@@ -27,7 +27,7 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
         ["train_loss", "train_acc", "val_loss", "val_acc"], 1
     )
     assert record["history"]["val_acc"][-1] == record["val_acc"]
-    assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936}[model]
+    assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 140_330}[model]
     assert (out / "checkpoints" / "final.ckpt").is_file()
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
@@ -56,6 +56,9 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("trainer.max_epochs=0", "trainer.max_epochs=0: must be >= 1"),
         ("data.source=mnist", "data.source=mnist: allowed: packaged, torchvision"),
         ("seed=-1", "seed=-1: must be an integer in"),
+        ("model.head=digits", "model.aux_weight=0.5: allowed: 1 with model.head=digits"),
+        ("model.head=mlp", "model.head=mlp: allowed: learned, digits, probabilistic"),
+        ("data.augment.shift=9", r"data.augment.shift=9: must be an integer in \[0, 7\]"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(make_cfg, override, message):
@@ -86,3 +89,23 @@ def test_cli_bad_value_is_one_line_without_traceback(run_cli, tmp_path):
 def test_cli_unknown_model_or_misspelled_key(run_cli, tmp_path, override, message):
     proc = run_cli(override, f"hydra.run.dir={tmp_path}/run", check=False)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_learned_head_without_gradient_is_warned(make_cfg, caplog):
+    validate(make_cfg("model.aux_weight=1"))
+    assert "comparison head gets no gradient" in caplog.text
+    caplog.clear()
+    validate(make_cfg("model.aux_weight=1", "model.head=digits"))
+    assert "no gradient" not in caplog.text
+
+
+def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
+    plus = make_cfg("model=siamese_plus")
+    assert plus.model.head == "probabilistic" and plus.data.augment.swap and plus.data.augment.shift == 2
+    assert plus.model.module.net.branch._target_.endswith("DigitConvNetPlus")
+    assert plus.trainer.max_epochs == 1 and make_cfg("model=siamese_plus", tiny=False).trainer.max_epochs == 25
+    assert make_cfg("model=siamese_plus", tiny=False).data.n_pairs == 1000  # the strict protocol
+    ablation = make_cfg("experiment=ablation")
+    assert dict(ablation.hydra.sweeper.params) == {
+        "model": "twin,siamese", "model.aux_weight": "0,0.5", "seed": "range(10)"
+    }

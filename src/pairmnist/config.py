@@ -6,6 +6,7 @@ Each check fails with one line naming the key, the value and what is allowed, as
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,6 +21,7 @@ from pairmnist.data.pairs import check_sizes
 from pairmnist.heads import HEADS
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+log = logging.getLogger(__name__)
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -53,6 +55,19 @@ class ModelSchema:
                 self.aux_weight == 1, "model.aux_weight", self.aux_weight,
                 "allowed: 1 with model.head=digits (the head has no parameters, only the digit loss trains)",
             )  # fmt: skip
+        if self.head == "learned" and self.aux_weight == 1:
+            log.warning(
+                "model.aux_weight=1 with model.head=learned: the comparison head gets no gradient and stays "
+                "untrained (at its random initialisation); model.head=digits or probabilistic use the digits"
+            )
+
+
+@dataclass
+class AugmentSchema:
+    """``data.augment.*``."""
+
+    swap: bool = False
+    shift: int = 0
 
 
 @dataclass
@@ -65,6 +80,7 @@ class DataSchema:
     eval_batch_size: int
     source: str
     normalize: bool
+    augment: AugmentSchema
 
     def check(self) -> None:
         _require(self.n_pairs >= 1, "data.n_pairs", self.n_pairs, "must be >= 1")
@@ -72,6 +88,8 @@ class DataSchema:
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be >= 1")
         _require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "must be >= 1")
         _require(self.source in SOURCES, "data.source", self.source, f"allowed: {', '.join(SOURCES)}")
+        shift = self.augment.shift
+        _require(0 <= shift <= 7, "data.augment.shift", shift, "must be an integer in [0, 7] (pixels of a 14x14 image)")
         try:
             check_sizes(self.n_pairs, self.n_val_pairs)
         except ValueError as e:
@@ -109,10 +127,12 @@ def _typed(schema: type, node: DictConfig, prefix: str) -> Any:
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), subset))
     except OmegaConfBaseException as e:
-        key = f"{prefix}{getattr(e, 'full_key', '')}"
-        kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
-        wanted = next((kind.get(f.type, f.type) for f in fields(schema) if prefix + f.name == key), "a valid value")
-        raise ConfigError(f"{key}={subset.get(key.removeprefix(prefix))}: must be {wanted}") from None
+        path = getattr(e, "full_key", "") or ""
+        value = OmegaConf.select(OmegaConf.create(subset), path, default=None) if path else None
+        msg = str(getattr(e, "msg", e)).splitlines()[0]
+        kinds = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "missing": "set"}
+        wanted = next((f"must be {v}" for k, v in kinds.items() if k in msg), msg)
+        raise ConfigError(f"{prefix}{path}={value}: {wanted}") from None
 
 
 def check_writable(key: str, folder: str | Path) -> None:

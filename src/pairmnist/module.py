@@ -69,15 +69,28 @@ class PairModule(pl.LightningModule):
     Args:
         net: a net of :mod:`pairmnist.nets` (not stored in the hyperparameters: pass it
             again to ``load_from_checkpoint``).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak rate with ``schedule="onecycle"``).
         aux_weight: weight w of the auxiliary digit loss, in [0, 1].
+        weight_decay: decoupled weight decay (AdamW) when > 0; 0 is plain Adam.
+        schedule: None (constant rate, the original report) or ``"onecycle"`` (PyTorch's
+            ``OneCycleLR`` over all training steps: warm-up then cosine annealing).
+
+    Raises:
+        ValueError: unknown ``schedule``.
     """
 
-    def __init__(self, net: nn.Module, lr: float = 1e-3, aux_weight: float = 0.0) -> None:
+    SCHEDULES = (None, "onecycle")
+
+    def __init__(
+        self, net: nn.Module, lr: float = 1e-3, aux_weight: float = 0.0, weight_decay: float = 0.0,
+        schedule: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
+        if schedule not in self.SCHEDULES:
+            raise ValueError(f"model.module.schedule={schedule!r}: allowed null, onecycle")
         self.save_hyperparameters(ignore=["net"])
         self.net = net
-        self.lr, self.aux_weight = lr, aux_weight
+        self.lr, self.aux_weight, self.weight_decay, self.schedule = lr, aux_weight, weight_decay, schedule
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
         self.results: dict[str, dict[str, float]] = {}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
@@ -145,5 +158,13 @@ class PairModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._epoch_metrics("test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        if self.weight_decay > 0:
+            optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if self.schedule is None:
+            return optimizer
+        steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
+from pairmnist.data.augment import random_shift, swap_pairs
 from pairmnist.data.mnist import load_mnist
 from pairmnist.data.pairs import PairSet, check_sizes, make_pair_splits
 
@@ -58,6 +59,11 @@ class PairMNISTDataModule(pl.LightningDataModule):
         data_dir: MNIST cache folder.
         normalize: standardise every split with the training pairs' mean and std (scalars).
         num_workers: DataLoader worker processes; 0 (in-memory data needs none).
+        augment: training-set augmentation, off by default (:mod:`pairmnist.data.augment`):
+            ``swap`` (bool) adds every training pair with its digits swapped (2N pairs);
+            ``shift`` (int k) translates each training image by up to k pixels, drawn anew
+            every epoch from a generator seeded with ``seed``. Validation and test data are
+            never augmented.
 
     Raises:
         ValueError: sizes the MNIST splits cannot hold, a batch size < 1.
@@ -74,6 +80,7 @@ class PairMNISTDataModule(pl.LightningDataModule):
         data_dir: str = "data",
         normalize: bool = True,
         num_workers: int = 0,
+        augment: dict | None = None,
     ) -> None:
         super().__init__()
         check_sizes(n_pairs, n_val_pairs)
@@ -85,6 +92,11 @@ class PairMNISTDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.source, self.data_dir = seed, source, data_dir
         self.normalize, self.num_workers = normalize, num_workers
+        augment = dict(augment or {})
+        self.swap, self.shift = bool(augment.pop("swap", False)), int(augment.pop("shift", 0))
+        if augment or self.shift < 0:
+            raise ValueError(f"data.augment={augment or {'shift': self.shift}}: allowed keys swap (bool), shift (int >= 0)")
+        self._shift_generator = torch.Generator().manual_seed(seed + 1)  # not the shuffling stream
         self.train: PairSet | None = None
         self.val: PairSet | None = None
         self.test: PairSet | None = None
@@ -103,6 +115,8 @@ class PairMNISTDataModule(pl.LightningDataModule):
             self.train, self.val, self.test = (
                 PairSet((s.input - self.mean) / self.std, s.target, s.classes) for s in splits
             )
+            if self.swap:
+                self.train = swap_pairs(self.train)
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if self.train.input.device != device:
             self.train, self.val, self.test = (PairSet(*(t.to(device) for t in s)) for s in (self.train, self.val, self.test))
@@ -115,6 +129,13 @@ class PairMNISTDataModule(pl.LightningDataModule):
         if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Shift the images of training batches (``augment.shift``); other batches pass unchanged."""
+        if self.shift and self.trainer is not None and self.trainer.training:
+            x, target, classes = batch
+            return random_shift(x, self.shift, -self.mean / self.std, self._shift_generator), target, classes
+        return batch
 
     def _loader(self, pairs: PairSet, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
