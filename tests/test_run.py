@@ -27,7 +27,7 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
         ["train_loss", "train_acc", "val_loss", "val_acc"], 1
     )
     assert record["history"]["val_acc"][-1] == record["val_acc"]
-    assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 140_330}[model]
+    assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 258_170}[model]
     assert (out / "checkpoints" / "final.ckpt").is_file()
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
@@ -101,7 +101,7 @@ def test_learned_head_without_gradient_is_warned(make_cfg, caplog):
 
 def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
     plus = make_cfg("model=siamese_plus")
-    assert plus.model.head == "probabilistic" and plus.data.augment.swap and plus.data.augment.shift == 2
+    assert plus.model.head == "probabilistic" and plus.data.augment.swap and plus.data.augment.shift == 1
     assert plus.model.module.net.branch._target_.endswith("DigitConvNetPlus")
     assert plus.trainer.max_epochs == 1 and make_cfg("model=siamese_plus", tiny=False).trainer.max_epochs == 25
     assert make_cfg("model=siamese_plus", tiny=False).data.n_pairs == 1000  # the strict protocol
