@@ -10,7 +10,9 @@ For each model, a 25-epoch run (1000 pairs, batch 100) two ways:
 Reports the median of ``--repeats`` runs per side (the two sides alternate, so drifts of the
 machine hit both alike), the ratio project/bare, and the achieved
 GFLOP/s (training and validation FLOPs counted with ``torch.utils.flop_counter``). Also
-times the data path (MNIST from the cache, pair generation) and the process start-up.
+times the data path (MNIST from the cache, pair generation), the process start-up, and
+Lightning's floor: a bare ``Trainer`` (no logger, progress bar, checkpoint or summary)
+fitting a one-weight model for the same 250 steps, against the same loop by hand.
 
     python benchmarks/overhead.py                 # all models, 3 repetitions, 25 epochs
     python benchmarks/overhead.py --models siamese --repeats 5
@@ -26,11 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
+from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from pairmnist.data import PairMNISTDataModule, load_mnist, make_pair_splits
@@ -114,6 +118,55 @@ def run_flops(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
     return cfg.trainer.max_epochs * (steps * train_counter.get_total_flops() + val_counter.get_total_flops())
 
 
+class _Tiny(pl.LightningModule):
+    """A one-weight model: its steps cost nothing, so the Trainer's own cost is what remains."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        return self.w(batch[0]).square().mean()
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self.w(batch[0])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+
+def floor_seconds(epochs: int) -> tuple[float, float]:
+    """(bare Trainer, hand loop) seconds for 25 epochs x 10 steps + 1 validation batch of _Tiny."""
+    data = TensorDataset(torch.randn(1000, 1))
+    train, val = DataLoader(data, batch_size=100), DataLoader(data, batch_size=1000)
+
+    def trainer() -> float:
+        start = time.perf_counter()
+        pl.Trainer(
+            max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0,
+        ).fit(_Tiny(), train, val)  # fmt: skip
+        return time.perf_counter() - start
+
+    def loop() -> float:
+        model = _Tiny()
+        optimizer = model.configure_optimizers()
+        start = time.perf_counter()
+        for _ in range(epochs):
+            for batch in train:
+                loss = model.training_step(batch, 0)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                for batch in val:
+                    model.validation_step(batch, 0)
+        return time.perf_counter() - start
+
+    trainer(), loop()  # warm-up
+    return statistics.median(trainer() for _ in range(5)), statistics.median(loop() for _ in range(5))
+
+
 def median_seconds(fn, repeats: int) -> float:
     return statistics.median(fn() for _ in range(repeats))
 
@@ -172,10 +225,15 @@ def main() -> None:
             make_pair_splits(cfg.data.n_pairs, cfg.data.n_val_pairs, 0, mnist)
             return time.perf_counter() - start
 
+        floor_trainer, floor_loop = floor_seconds(args.epochs)
         imports, python = startup_seconds(args.repeats)
         print(f"\nMNIST load from the cache (verified): {median_seconds(mnist_from_cache, args.repeats):.3f} s")
         print(f"pair generation (train + val + test): {median_seconds(pairs, args.repeats):.3f} s")
         print(f"process start-up, import of run.py's modules: {imports:.2f} s (bare Python: {python:.2f} s)")
+        print(
+            f"Lightning's floor (one-weight model, same steps, no features): Trainer {floor_trainer:.3f} s, "
+            f"hand loop {floor_loop:.3f} s, difference {floor_trainer - floor_loop:.3f} s"
+        )
 
 
 if __name__ == "__main__":
