@@ -16,6 +16,8 @@ def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, au
     job = root / name
     (job / ".hydra").mkdir(parents=True)
     data = {"n_pairs": 1000, "batch_size": 100, **config.pop("data", {})}
+    overrides = [f"model={model}", f"model.aux_weight={aux_weight}", f"model.lr={lr}", f"seed={seed}"]
+    overrides += [f"data.{k}={v}" for k, v in data.items() if v != {"n_pairs": 1000, "batch_size": 100}.get(k)]
     record = {
         "model": model, "seed": seed, "aux_weight": aux_weight, "lr": lr, "nb_hidden": 100,
         "head": None if model == "shallow" else "learned",
@@ -23,6 +25,7 @@ def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, au
         "val_acc": val_acc, "fit_seconds": 4.0 + seed,
         "history": {"train_loss": [1.0, 0.5, 0.2], "train_acc": [0.6, 0.8, 0.9], "val_loss": [1, 0.6, 0.3],
                     "val_acc": [0.6, 0.8, val_acc]},
+        "overrides": overrides,
         "config": {"seed": seed, "model": {"lr": lr, "aux_weight": aux_weight, "module": {"_target_": model}},
                    "data": data, "trainer": {"max_epochs": 3}},
     }  # fmt: skip
@@ -46,6 +49,7 @@ def test_means_and_sample_std_per_group(tmp_path):
         assert s.loc[model, "val_acc_mean"] == pytest.approx(statistics.mean(values) - 0.01)
     assert s.loc["siamese", "fit_seconds_mean"] == pytest.approx(5.0)
     assert "93.00 ± 2.00" in report.markdown  # percent, mean ± sample std
+    assert "Finished jobs: 5, in 2 group(s)" in report.markdown
     for name in REPORT_FILES:
         assert (tmp_path / name).stat().st_size > 0
 
@@ -61,6 +65,13 @@ def test_groups_follow_every_swept_key_but_seed(tmp_path):
     assert "data.batch_size" not in summary.columns  # the same everywhere: no column
     groups = sorted(zip(summary.aux_weight, summary["data.n_pairs"], strict=True))
     assert groups == [(0, 1000), (0.5, 1000), (0.5, 2000)]
+
+
+def test_a_setting_that_differs_is_shown_even_when_another_column_separates_the_rows(tmp_path):
+    write_job(tmp_path, "a", lr=1e-3)
+    write_job(tmp_path, "b", lr=1e-4, data={"batch_size": 50})  # lr alone tells the rows apart
+    summary = write_report(tmp_path).summary.set_index("lr")
+    assert summary.loc[1e-4, "data.batch_size"] == 50 and summary.loc[1e-3, "data.batch_size"] == 100
 
 
 def test_failed_and_missing_jobs_are_named_not_dropped(tmp_path, capsys):

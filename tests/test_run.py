@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from hydra.utils import instantiate
 
 from pairmnist.config import ConfigError, validate
+from pairmnist.hydra_callbacks import ValidateConfig
 from pairmnist.job import run_job
+from pairmnist.module import PairModule
 from pairmnist.records import METRICS_KEYS
 
 
@@ -28,7 +32,9 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     )
     assert record["history"]["val_acc"][-1] == record["val_acc"]
     assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 258_170}[model]
-    assert (out / "checkpoints" / "final.ckpt").is_file()
+    net = instantiate(cfg.model.module.net)
+    reloaded = PairModule.load_from_checkpoint(out / "checkpoints" / "final.ckpt", net=net)
+    assert reloaded.lr == cfg.model.lr  # torch's safe (weights-only) loader accepts the checkpoint
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
 
@@ -51,7 +57,8 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("data.n_pairs=5001", "data.n_pairs=5001: 2\\*n_pairs must be at most 10000"),
         ("data.n_pairs=4000 data.n_val_pairs=27000", "must be at most 60000"),
         ("data.batch_size=0", "data.batch_size=0: must be >= 1"),
-        ("model.lr=0", "model.lr=0.0: must be > 0"),
+        ("model.lr=0", "model.lr=0.0: must be a finite number > 0"),
+        ("model.lr=inf", "model.lr=inf: must be a finite number > 0"),
         ("model.lr=abc", "model.lr=abc: must be a number"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0: must be >= 1"),
         ("data.source=mnist", "data.source=mnist: allowed: packaged, torchvision"),
@@ -109,3 +116,26 @@ def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
     assert dict(ablation.hydra.sweeper.params) == {
         "model": "twin,siamese", "model.aux_weight": "0,0.5", "seed": "range(10)"
     }
+
+
+def test_cli_failed_run_is_one_line_with_the_traceback_in_error_txt(run_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("model.lr=1e30", "trainer.max_epochs=2", "data.n_pairs=100", f"hydra.run.dir={run_dir}",
+                   check=False)  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    message = "FloatingPointError: train/loss is nan at epoch 1: training diverged (model.lr=1e+30)"
+    assert f"{message} (traceback: {run_dir}" in proc.stderr
+    error = (run_dir / "error.txt").read_text()
+    assert error.startswith("FloatingPointError: train/loss is nan") and "Traceback (most recent call last)" in error
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the check is for machines without a GPU")
+def test_gpu_trainer_without_a_gpu_is_a_config_error(make_cfg):
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu: no CUDA GPU is available here"):
+        validate(make_cfg("trainer=gpu"))
+
+
+def test_resume_without_an_existing_folder_is_warned(make_cfg, tmp_path, caplog):
+    cfg = make_cfg("resume=true", f"hydra.sweep.dir={tmp_path}/missing")
+    ValidateConfig().on_multirun_start(cfg)
+    assert "nothing to resume" in caplog.text

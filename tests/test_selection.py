@@ -31,6 +31,7 @@ def test_selection_follows_validation_not_test(tmp_path):
         write_job(tmp_path, f"c{seed}", seed=seed, lr=1e-4, aux_weight=1.0, val_acc=0.50, test_acc=0.50)
     report = write_report(tmp_path)
     assert report.best["siamese"]["overrides"] == ["model=siamese", "model.aux_weight=0.5", "model.lr=0.01"]
+    assert report.best["siamese"]["n_runs"] == 2 and report.best["siamese"]["val_acc_mean"] == 0.95
     saved = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert saved["siamese"]["command"] == (
         "python src/run.py -m model=siamese model.aux_weight=0.5 model.lr=0.01 'seed=range(10)'"
@@ -57,5 +58,7 @@ def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
     assert len(list(sweep.glob("*/metrics.json"))) == 2
     best = yaml.safe_load((sweep / "best.yaml").read_text())["siamese"]
     assert best["overrides"][1] in ("model.lr=0.001", "model.lr=0.01") and best["n_runs"] == 1
+    assert "trainer.max_epochs=1" in best["overrides"] and "data.n_pairs=60" in best["overrides"]  # fixed settings kept
+    assert not any(o.startswith(("seed=", "hparams_search=", "hydra.", "~")) for o in best["overrides"])
     assert "## siamese" in (sweep / "ranking.md").read_text()
     assert best["command"] in proc.stdout

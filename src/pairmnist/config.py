@@ -7,6 +7,7 @@ Each check fails with one line naming the key, the value and what is allowed, as
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -43,7 +44,7 @@ class ModelSchema:
     head: str | None = None  # None: a net without digit outputs (shallow)
 
     def check(self) -> None:
-        _require(self.lr > 0, "model.lr", self.lr, "must be > 0")
+        _require(math.isfinite(self.lr) and self.lr > 0, "model.lr", self.lr, "must be a finite number > 0")
         _require(self.nb_hidden >= 1, "model.nb_hidden", self.nb_hidden, "must be >= 1")
         _require(0 <= self.aux_weight <= 1, "model.aux_weight", self.aux_weight, "must be within [0, 1]")
         _require(self.head is None or self.head in HEADS, "model.head", self.head, f"allowed: {', '.join(HEADS)}")
@@ -101,9 +102,17 @@ class TrainerSchema:
     """``trainer.*`` keys the study depends on (the rest go to ``Trainer`` unchecked)."""
 
     max_epochs: int
+    accelerator: str = "auto"
 
     def check(self) -> None:
         _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "must be >= 1")
+        if self.accelerator in ("gpu", "cuda"):
+            import torch
+
+            _require(
+                torch.cuda.is_available(), "trainer.accelerator", self.accelerator,
+                "no CUDA GPU is available here; use the default trainer (accelerator auto, CPU)",
+            )  # fmt: skip
 
 
 @dataclass

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.config import ConfigError, check_writable, validate
+
+log = logging.getLogger(__name__)
 
 
 def _exit(message: str) -> None:
@@ -35,11 +39,17 @@ class ValidateConfig(Callback):
     """
 
     def _check(self, config: DictConfig, output_key: str) -> None:
+        folder = OmegaConf.select(config, output_key)
         try:
             validate(config)
-            check_writable(output_key, OmegaConf.select(config, output_key))
+            check_writable(output_key, folder)
         except ConfigError as e:
             _exit(str(e))
+        if config.get("resume") and not Path(folder).exists():
+            log.warning(
+                "resume=true but %s=%s does not exist: nothing to resume, every job trains. "
+                "To finish a sweep, give its folder: %s=<that folder>", output_key, folder, output_key,
+            )  # fmt: skip
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, "hydra.run.dir")

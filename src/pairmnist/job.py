@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+import traceback
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 STUDY_KEYS = ("seed", "model", "data", "trainer")  # what determines a job's result
+
+
+class JobFailed(CompactHydraException):
+    """A single run failed; the message is one line, the traceback is in the job's error.txt."""
 
 
 def study_config(cfg: DictConfig) -> dict[str, Any]:
@@ -139,7 +145,8 @@ def run_job(cfg: DictConfig) -> float | None:
         multirun (its ``error.txt`` holds the message).
 
     Raises:
-        Exception: whatever failed, in a single run (a multirun records it and goes on).
+        JobFailed: in a single run, whatever failed, as one line (a multirun records it in
+            ``error.txt`` and goes on). ``error.txt`` starts with that line, then the traceback.
     """
     out = Path(cfg.paths.output_dir)
     try:
@@ -158,8 +165,9 @@ def run_job(cfg: DictConfig) -> float | None:
         )  # fmt: skip
         return record["val_acc"]
     except Exception as e:
-        write_text(out / ERROR_FILE, f"{type(e).__name__}: {e}\n")
+        message = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            raise
-        log.error("job %s failed: %s: %s", out.name, type(e).__name__, e)
+            raise JobFailed(f"{message} (traceback: {out / ERROR_FILE})") from e
+        log.error("job %s failed: %s", out.name, message)
         return None

@@ -1,4 +1,8 @@
-"""Readable job folder names for multiruns, registered as the OmegaConf resolver ``job_name``."""
+"""A job's command-line overrides: its readable folder name, and the settings they make.
+
+``job_name`` is registered as the OmegaConf resolver ``job_name`` (multirun folder names);
+``settings`` is what the grid report turns into the command that re-runs a chosen setting.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,36 @@ from collections.abc import Iterable
 
 from omegaconf import OmegaConf
 
-# Overrides the name already shows, or that only select other overrides (exact keys) ...
-_SKIP_KEYS = ("model", "seed", "resume", "experiment", "hparams_search")
-# ... and groups that do not change what a job computes (the key and everything below it).
-_SKIP_GROUPS = ("paths", "hydra", "callbacks", "logger")
+# Keys a sweep sets for all its jobs, or that only pick other overrides (never a job's setting).
+SWEEP_KEYS = ("seed", "resume", "hparams_search", "experiment")
+# Groups that do not change what a job computes (the key and everything below it).
+BOOKKEEPING_GROUPS = ("paths", "hydra", "callbacks", "logger")
+
+
+def settings(overrides: Iterable[str]) -> list[tuple[str, str]]:
+    """``(key, value)`` of the overrides that change what a job computes, in their order.
+
+    Leaves out the seed and sweep presets (:data:`SWEEP_KEYS`), :data:`BOOKKEEPING_GROUPS`
+    and deletions (``~key``); a leading ``+`` is dropped from the key.
+    """
+    kept = []
+    for override in overrides:
+        key, _, value = str(override).lstrip("+").partition("=")
+        if key.startswith("~") or key in SWEEP_KEYS or re.split(r"[./]", key)[0] in BOOKKEEPING_GROUPS:
+            continue
+        kept.append((key, value))
+    return kept
 
 
 def job_name(model: str, seed: int, overrides: Iterable[str]) -> str:
     """``<model>[_<key><value>...]_seed<seed>`` from a job's command-line overrides.
 
-    Each override other than ``model``, ``seed``, deletions (``~key``) and the bookkeeping
-    groups (paths, callbacks, logger, hydra, ...) adds
-    ``<last key part><value>``, e.g. ``model.lr=1e-3`` -> ``lr1e-3``, so that the jobs of a
-    grid get distinct folders while the study's are just ``siamese_seed3``.
+    Each setting other than ``model`` (see :func:`settings`) adds ``<last key part><value>``,
+    e.g. ``model.lr=1e-3`` -> ``lr1e-3``, so that the jobs of a grid get distinct folders
+    while the study's are just ``siamese_seed3``.
     """
     parts = [str(model)]
-    for override in overrides:
-        key, _, value = str(override).lstrip("+").partition("=")
-        if key.startswith("~") or key in _SKIP_KEYS or re.split(r"[./]", key)[0] in _SKIP_GROUPS:
-            continue
-        parts.append(re.sub(r"[^\w.+\-]+", "-", f"{key.split('.')[-1]}{value}"))
+    parts += [re.sub(r"[^\w.+\-]+", "-", f"{k.split('.')[-1]}{v}") for k, v in settings(overrides) if k != "model"]
     parts.append(f"seed{seed}")
     return "_".join(parts)
 

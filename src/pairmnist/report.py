@@ -23,8 +23,9 @@ from pairmnist.selection import SELECTION_COLUMNS, best, rank
 
 BASE_KEYS = ["model", "head", "aux_weight", "lr", "nb_hidden"]
 RESULTS = ["seed", "test_acc", "test_digit_acc", "val_acc", "n_params", "fit_seconds"]
-# Config keys never used for grouping: the seed, and the wiring of knobs into objects.
-NOT_HYPERPARAMETERS = ("seed", "model.module.")
+# Config keys never shown as their own column: the seed, the wiring of knobs into objects,
+# and the ones already in BASE_KEYS.
+NOT_HYPERPARAMETERS = ("seed", "model.module.", "model.lr", "model.aux_weight", "model.nb_hidden", "model.head")
 REPORT_FILES = ("summary.csv", "summary.md", "curves.png", "test_acc.png")
 SELECTION_FILES = ("ranking.md", "best.yaml")  # when a model was run with several settings
 
@@ -60,26 +61,24 @@ def collect(root: str | Path) -> Jobs:
 
 
 def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per finished job: BASE_KEYS, RESULTS, ``job`` and the flattened config (``config.*``)."""
-    df = pd.DataFrame([{k: r.get(k) for k in [*BASE_KEYS, *RESULTS, "job"]} for r in records])
+    """One row per finished job: BASE_KEYS, RESULTS, ``job``, ``overrides`` and the flattened config (``config.*``)."""
+    df = pd.DataFrame([{k: r.get(k) for k in [*BASE_KEYS, *RESULTS, "job", "overrides"]} for r in records])
     config = pd.json_normalize([r["config"] for r in records]).add_prefix("config.")
     config = config.map(lambda v: str(v) if isinstance(v, list | dict) else v)
     return pd.concat([df, config], axis=1)
 
 
 def group_keys(df: pd.DataFrame) -> list[str]:
-    """BASE_KEYS, plus each other config key that splits the jobs into more groups.
+    """BASE_KEYS, plus every other config key whose value differs between jobs (but seed).
 
-    A key is added (named without ``config.``) only if jobs that agree on the keys so far
-    differ in it, so a sweep over ``data.n_pairs`` adds that column while keys that just
-    follow the model (such as ``model.head``) do not.
+    Extra keys are named without ``config.``: a sweep over ``data.n_pairs`` adds that
+    column, and so does a setting that differs between two sweeps read together, even when
+    another column already tells their rows apart.
     """
     keys = list(BASE_KEYS)
     for col in df.columns:
         name = col.removeprefix("config.")
-        if not col.startswith("config.") or name.startswith(NOT_HYPERPARAMETERS):
-            continue
-        if df.groupby(keys, dropna=False)[col].nunique(dropna=False).max() > 1:
+        if col.startswith("config.") and not name.startswith(NOT_HYPERPARAMETERS) and df[col].nunique(dropna=False) > 1:
             df[name] = df[col]
             keys.append(name)
     return keys
@@ -148,7 +147,7 @@ def summary_markdown(summary: pd.DataFrame, keys: list[str], jobs: Jobs, root: P
     text = [
         f"# Study summary: {root.name}",
         "",
-        f"{n_ok} finished jobs in {len(summary)} groups. Accuracy in percent: mean ± sample std over seeds "
+        f"Finished jobs: {n_ok}, in {len(summary)} group(s). Accuracy in percent: mean ± sample std over seeds "
         "(final epoch, test pairs); sorted by mean test accuracy.",
         "",
         markdown_table(header, rows),
@@ -182,7 +181,7 @@ def curves_figure(records: list[dict[str, Any]], df: pd.DataFrame, summary: pd.D
                 table[i, : len(c)] = c
             epochs = np.arange(1, table.shape[1] + 1)
             mean = np.nanmean(table, axis=0)
-            (line,) = ax.plot(epochs, mean, label=f"{label} (n={len(curves)})")
+            (line,) = ax.plot(epochs, mean, marker="o", markersize=2.5, label=f"{label} (n={len(curves)})")
             if len(curves) > 1:
                 std = np.nanstd(table, axis=0, ddof=1)
                 ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
@@ -288,7 +287,7 @@ def write_report(root: str | Path) -> Report:
             fig.savefig(tmp, dpi=120)
     report = Report(summary, markdown, jobs, [root / f for f in REPORT_FILES])
     ranked = rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys)
-    report.best = best(ranked, keys)
+    report.best = best(ranked, df.groupby("group")["overrides"].first().to_dict())
     if report.best:
         report.ranking = ranking_markdown(ranked, summary, keys, report.best, root)
         write_text(root / "ranking.md", report.ranking)

@@ -66,7 +66,8 @@ class PairMNISTDataModule(pl.LightningDataModule):
             never augmented.
 
     Raises:
-        ValueError: sizes the MNIST splits cannot hold, a batch size < 1.
+        ValueError: sizes the MNIST splits cannot hold, a batch size < 1, an unknown
+            ``augment`` key or a negative shift.
     """
 
     def __init__(
