@@ -122,9 +122,10 @@ def _percent(mean: float, std: float) -> str:
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:g}" if isinstance(
-        value, float
-    ) else str(value)
+    """A table cell: empty for a missing value, floats in their shortest form (0.001, 1e-05)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
