@@ -1,7 +1,7 @@
 """Lightning overhead: the project's training path against a bare PyTorch loop, same work.
 
 For each model, a 25-epoch run (1000 pairs, batch 100) two ways:
-- project: ``pairmnist.job.build`` (datamodule + LightningModule + Trainer with the default
+- project: ``pairmnist.jobs.job.build`` (datamodule + LightningModule + Trainer with the default
   callbacks and TensorBoard logger, exactly as ``src/run.py`` builds them) then
   ``Trainer.fit``; Trainer construction and the datamodule's setup are inside the timing;
 - bare: a plain loop over the same nn.Module, the same (already built) data tensors, batch
@@ -39,8 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pairmnist.data import PairMNISTDataModule, load_mnist, make_pair_splits
 from pairmnist.data.mnist import _load as mnist_memo
-from pairmnist.job import build
-from pairmnist.module import pair_loss, predict
+from pairmnist.jobs.job import build
+from pairmnist.models.module import pair_loss, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,9 +49,10 @@ def compose_cfg(model: str, seed: int, epochs: int, out: Path, extra: list[str])
     """The job config run.py would get for ``model=<model> seed=<seed>``."""
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(
-            "config", overrides=[f"model={model}", f"seed={seed}", f"trainer.max_epochs={epochs}", *extra],
+            "config",
+            overrides=[f"model={model}", f"seed={seed}", f"trainer.max_epochs={epochs}", *extra],
             return_hydra_config=True,
-        )  # fmt: skip
+        )
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
@@ -143,9 +144,13 @@ def floor_seconds(epochs: int) -> tuple[float, float]:
     def trainer() -> float:
         start = time.perf_counter()
         pl.Trainer(
-            max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0,
-        ).fit(_Tiny(), train, val)  # fmt: skip
+            max_epochs=epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        ).fit(_Tiny(), train, val)
         return time.perf_counter() - start
 
     def loop() -> float:
@@ -179,7 +184,7 @@ def startup_seconds(repeats: int) -> tuple[float, float]:
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
         return time.perf_counter() - start
 
-    imports = "import sys; sys.path.insert(0, 'src'); import run; import pairmnist.job"
+    imports = "import sys; sys.path.insert(0, 'src'); import run; import pairmnist.jobs.job"
     return median_seconds(lambda: timed(imports), repeats), median_seconds(lambda: timed("pass"), repeats)
 
 

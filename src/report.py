@@ -1,8 +1,8 @@
-"""``python src/report.py <sweep folder>``: tables and figures of a sweep (see pairmnist.report)."""
+"""``python src/report.py <sweep folder>``: tables and figures of a sweep (see pairmnist.analysis.report)."""
 
 import sys
 
-from pairmnist.report import main
+from pairmnist.analysis.report import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Hydra entry point: ``python src/run.py [overrides]`` trains and tests one model per job.
 
-See README.md; the work is done by :func:`pairmnist.job.run_job`.
+See README.md; the work is done by :func:`pairmnist.jobs.job.run_job`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from pairmnist.naming import register
+from pairmnist.jobs.naming import register
 
 register()
 # conf/hydra/launcher/joblib.yaml deliberately shares its name with the joblib plugin's schema,
@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is valida
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one job; returns its final validation accuracy (for sweepers)."""
-    from pairmnist.job import run_job  # torch and Lightning load only once the config is valid
+    from pairmnist.jobs.job import run_job  # torch and Lightning load only once the config is valid
 
     return run_job(cfg)
 

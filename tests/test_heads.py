@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from pairmnist.heads import DigitsHead, ProbabilisticHead, make_head
-from pairmnist.module import pair_loss, predict
+from pairmnist.models.heads import DigitsHead, ProbabilisticHead, make_head
+from pairmnist.models.module import pair_loss, predict
 
 
 def certain(d1: int, d2: int, scale: float = 50.0) -> torch.Tensor:
@@ -34,9 +34,9 @@ def test_probabilistic_head_equals_the_brute_force_sum():
     digits = torch.randn(64, 2, 10, generator=torch.Generator().manual_seed(0)) * 3
     log_p = ProbabilisticHead()(digits)
     p1, p2 = digits[:, 0].softmax(-1), digits[:, 1].softmax(-1)
-    brute = torch.stack([
-        sum(p1[b, i] * p2[b, j] for i, j in itertools.product(range(10), repeat=2) if i <= j) for b in range(64)
-    ])  # fmt: skip
+    brute = torch.stack(
+        [sum(p1[b, i] * p2[b, j] for i, j in itertools.product(range(10), repeat=2) if i <= j) for b in range(64)]
+    )
     p = log_p.exp()
     assert torch.allclose(p[:, 1], brute, atol=1e-6)
     assert torch.allclose(p.sum(1), torch.ones(64), atol=1e-6)  # P(<=) + P(>) = 1

@@ -12,8 +12,15 @@ from hydra.utils import get_class
 
 def test_joblib_runs_jobs_in_parallel_processes_with_one_thread(run_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    run_cli("-m", "model=shallow", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            f"hydra.sweep.dir={sweep}", *TINY)  # fmt: skip
+    run_cli(
+        "-m",
+        "model=shallow",
+        "seed=0,1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+        *TINY,
+    )
     records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert [r["seed"] for r in records] == [0, 1]
     assert all(r["threads"] == 1 for r in records)  # hydra.job.env_set reached the workers

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pairmnist.module import PairModule, pair_loss, predict
-from pairmnist.nets import Shallow, Siamese
+from pairmnist.models.module import PairModule, pair_loss, predict
+from pairmnist.models.nets import Shallow, Siamese
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pairmnist.nets import DigitConvNet, Shallow, Siamese, Twin
+from pairmnist.models.nets import DigitConvNet, Shallow, Siamese, Twin
 
 
 def n_params(module):

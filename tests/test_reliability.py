@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY
 
 from pairmnist import atomic
-from pairmnist.job import completed, run_job
+from pairmnist.jobs.job import completed, run_job
 
 
 def test_same_seed_gives_bitwise_equal_results(make_cfg, tmp_path):
@@ -73,8 +73,15 @@ def test_resume_retrains_when_the_config_changed(make_cfg):
 
 def test_failing_job_is_recorded_and_the_others_summarised(run_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "model=siamese", "model.lr=1e-3,1e30,1e-2", f"hydra.sweep.dir={sweep}", *TINY,
-                   "trainer.max_epochs=2", check=False)  # fmt: skip
+    proc = run_cli(
+        "-m",
+        "model=siamese",
+        "model.lr=1e-3,1e30,1e-2",
+        f"hydra.sweep.dir={sweep}",
+        *TINY,
+        "trainer.max_epochs=2",
+        check=False,
+    )
     assert proc.returncode != 0
     (failed,) = sweep.glob("siamese_lr1e+30_*")
     assert "1 job(s) failed" in proc.stderr and failed.name in proc.stderr

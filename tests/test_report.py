@@ -8,7 +8,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from pairmnist.report import REPORT_FILES, main, write_report
+from pairmnist.analysis.report import REPORT_FILES, main, write_report
 
 
 def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, aux_weight=0.5, lr=1e-3, **config):
@@ -19,16 +19,32 @@ def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, au
     overrides = [f"model={model}", f"model.aux_weight={aux_weight}", f"model.lr={lr}", f"seed={seed}"]
     overrides += [f"data.{k}={v}" for k, v in data.items() if v != {"n_pairs": 1000, "batch_size": 100}.get(k)]
     record = {
-        "model": model, "seed": seed, "aux_weight": aux_weight, "lr": lr, "nb_hidden": 100,
+        "model": model,
+        "seed": seed,
+        "aux_weight": aux_weight,
+        "lr": lr,
+        "nb_hidden": 100,
         "head": None if model == "shallow" else "learned",
-        "n_params": 24_936, "epochs": 3, "test_acc": test_acc, "test_digit_acc": None if model == "shallow" else 0.95,
-        "val_acc": val_acc, "fit_seconds": 4.0 + seed,
-        "history": {"train_loss": [1.0, 0.5, 0.2], "train_acc": [0.6, 0.8, 0.9], "val_loss": [1, 0.6, 0.3],
-                    "val_acc": [0.6, 0.8, val_acc]},
+        "n_params": 24_936,
+        "epochs": 3,
+        "test_acc": test_acc,
+        "test_digit_acc": None if model == "shallow" else 0.95,
+        "val_acc": val_acc,
+        "fit_seconds": 4.0 + seed,
+        "history": {
+            "train_loss": [1.0, 0.5, 0.2],
+            "train_acc": [0.6, 0.8, 0.9],
+            "val_loss": [1, 0.6, 0.3],
+            "val_acc": [0.6, 0.8, val_acc],
+        },
         "overrides": overrides,
-        "config": {"seed": seed, "model": {"lr": lr, "aux_weight": aux_weight, "module": {"_target_": model}},
-                   "data": data, "trainer": {"max_epochs": 3}},
-    }  # fmt: skip
+        "config": {
+            "seed": seed,
+            "model": {"lr": lr, "aux_weight": aux_weight, "module": {"_target_": model}},
+            "data": data,
+            "trainer": {"max_epochs": 3},
+        },
+    }
     (job / "metrics.json").write_text(json.dumps(record))
     return job
 

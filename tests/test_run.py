@@ -9,11 +9,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from pairmnist.config import ConfigError, validate
-from pairmnist.hydra_callbacks import ValidateConfig
-from pairmnist.job import run_job
-from pairmnist.module import PairModule
-from pairmnist.records import METRICS_KEYS
+from pairmnist.jobs.config import ConfigError, validate
+from pairmnist.jobs.hydra_callbacks import ValidateConfig
+from pairmnist.jobs.job import run_job
+from pairmnist.jobs.records import METRICS_KEYS
+from pairmnist.models.module import PairModule
 
 
 @pytest.mark.parametrize("model", ["shallow", "twin", "siamese", "siamese_plus"])
@@ -114,14 +114,15 @@ def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
     assert make_cfg("model=siamese_plus", tiny=False).data.n_pairs == 1000  # the strict protocol
     ablation = make_cfg("experiment=ablation")
     assert dict(ablation.hydra.sweeper.params) == {
-        "model": "twin,siamese", "model.aux_weight": "0,0.5", "seed": "range(10)"
+        "model": "twin,siamese",
+        "model.aux_weight": "0,0.5",
+        "seed": "range(10)",
     }
 
 
 def test_cli_failed_run_is_one_line_with_the_traceback_in_error_txt(run_cli, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("model.lr=1e30", "trainer.max_epochs=2", "data.n_pairs=100", f"hydra.run.dir={run_dir}",
-                   check=False)  # fmt: skip
+    proc = run_cli("model.lr=1e30", "trainer.max_epochs=2", "data.n_pairs=100", f"hydra.run.dir={run_dir}", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     message = "FloatingPointError: train/loss is nan at epoch 1: training diverged (model.lr=1e+30)"
     assert f"{message} (traceback: {run_dir}" in proc.stderr

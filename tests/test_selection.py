@@ -7,8 +7,8 @@ from conftest import CONF, TINY
 from hydra import compose, initialize_config_dir
 from test_report import write_job
 
-from pairmnist.report import write_report
-from pairmnist.selection import rank
+from pairmnist.analysis.report import write_report
+from pairmnist.analysis.selection import rank
 
 
 def test_grids_are_the_original_reports_over_tuning_seeds():
@@ -16,9 +16,11 @@ def test_grids_are_the_original_reports_over_tuning_seeds():
         deep = compose("config", overrides=["hparams_search=deep_grid"], return_hydra_config=True)
         shallow = compose("config", overrides=["hparams_search=shallow_grid"], return_hydra_config=True)
     assert dict(deep.hydra.sweeper.params) == {
-        "model.lr": "1e-4,1e-3,1e-2", "model.nb_hidden": "100,300,500", "model.aux_weight": "0,0.5,1",
+        "model.lr": "1e-4,1e-3,1e-2",
+        "model.nb_hidden": "100,300,500",
+        "model.aux_weight": "0,0.5,1",
         "seed": "1000,1001,1002",
-    }  # fmt: skip
+    }
     assert set(shallow.hydra.sweeper.params) == {"model.lr", "model.nb_hidden", "seed"}
     assert not {0, 1, 2, 3, 4, 5, 6, 7, 8, 9} & {int(s) for s in deep.hydra.sweeper.params.seed.split(",")}
 
@@ -53,8 +55,17 @@ def test_rank_reads_only_keys_and_validation_columns(tmp_path):
 
 def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
     sweep = tmp_path / "grid"
-    proc = run_cli("-m", "hparams_search=deep_grid", "model=siamese", "model.lr=1e-3,1e-2", "model.nb_hidden=20",
-                   "model.aux_weight=0.5", "seed=1000", f"hydra.sweep.dir={sweep}", *TINY)  # fmt: skip
+    proc = run_cli(
+        "-m",
+        "hparams_search=deep_grid",
+        "model=siamese",
+        "model.lr=1e-3,1e-2",
+        "model.nb_hidden=20",
+        "model.aux_weight=0.5",
+        "seed=1000",
+        f"hydra.sweep.dir={sweep}",
+        *TINY,
+    )
     assert len(list(sweep.glob("*/metrics.json"))) == 2
     best = yaml.safe_load((sweep / "best.yaml").read_text())["siamese"]
     assert best["overrides"][1] in ("model.lr=0.001", "model.lr=0.01") and best["n_runs"] == 1

@@ -1,9 +1,13 @@
 """pairmnist: the "weight sharing and auxiliary losses" paired-MNIST study.
 
-Data flows one way: MNIST files -> uint8 tensors (``pairmnist.data.mnist``) -> course pairs
-(``pairmnist.data.pairs``) -> batches (``pairmnist.data.datamodule``) -> nets
-(``pairmnist.nets``) -> loss and metrics (``pairmnist.module``) -> ``metrics.json``
-(``pairmnist.job``) -> tables and figures (``pairmnist.report``).
+Three rooms, imports one way (data, models <- jobs <- analysis reads only job records):
+
+- ``pairmnist.data``: MNIST files -> uint8 tensors -> the course's pairs -> batches (datamodule);
+- ``pairmnist.models``: nets, comparison heads, the LightningModule (loss, metrics, optimizer);
+- ``pairmnist.jobs``: one job from config to ``metrics.json`` (checks, identity, resume, callbacks);
+- ``pairmnist.analysis``: records -> tables, figures, statistics, selection.
+
+``pairmnist.atomic`` (atomic file writes) is shared by all of them.
 """
 
 __version__ = "0.1.0"

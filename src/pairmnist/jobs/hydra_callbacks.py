@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from pairmnist.config import ConfigError, check_writable, validate
+from pairmnist.jobs.config import ConfigError, check_writable, validate
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ValidateConfig(Callback):
     (swept values are checked by each job as it starts, and a bad one fails that job only).
 
     A bad value stops the command with one line naming the key, the value and what is
-    allowed (a :class:`~pairmnist.config.ConfigError`'s message), and exit status 1.
+    allowed (a :class:`~pairmnist.jobs.config.ConfigError`'s message), and exit status 1.
     """
 
     def _check(self, config: DictConfig, output_key: str) -> None:
@@ -48,8 +48,11 @@ class ValidateConfig(Callback):
         if config.get("resume") and not Path(folder).exists():
             log.warning(
                 "resume=true but %s=%s does not exist: nothing to resume, every job trains. "
-                "To finish a sweep, give its folder: %s=<that folder>", output_key, folder, output_key,
-            )  # fmt: skip
+                "To finish a sweep, give its folder: %s=<that folder>",
+                output_key,
+                folder,
+                output_key,
+            )
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, "hydra.run.dir")
@@ -59,14 +62,14 @@ class ValidateConfig(Callback):
 
 
 class WriteReport(Callback):
-    """At the end of every multirun, write the report (:mod:`pairmnist.report`) in the sweep folder.
+    """At the end of every multirun, write the report (:mod:`pairmnist.analysis.report`) in the sweep folder.
 
     Prints the summary table. If any job failed or left no result, the command then exits
     with status 1 and names them (their results are still summarised).
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pairmnist.report import write_report  # pandas and matplotlib only once the sweep is done
+        from pairmnist.analysis.report import write_report  # pandas and matplotlib only once the sweep is done
 
         sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
         try:

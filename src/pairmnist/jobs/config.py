@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pairmnist.data.mnist import SOURCES
 from pairmnist.data.pairs import check_sizes
-from pairmnist.heads import HEADS
+from pairmnist.models.heads import HEADS
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 log = logging.getLogger(__name__)
@@ -53,9 +53,11 @@ class ModelSchema:
             _require(self.aux_weight == 0, "model.aux_weight", self.aux_weight, no_digits)
         if self.head == "digits":
             _require(
-                self.aux_weight == 1, "model.aux_weight", self.aux_weight,
+                self.aux_weight == 1,
+                "model.aux_weight",
+                self.aux_weight,
                 "allowed: 1 with model.head=digits (the head has no parameters, only the digit loss trains)",
-            )  # fmt: skip
+            )
         if self.head == "learned" and self.aux_weight == 1:
             log.warning(
                 "model.aux_weight=1 with model.head=learned: the comparison head gets no gradient and stays "
@@ -110,9 +112,11 @@ class TrainerSchema:
             import torch
 
             _require(
-                torch.cuda.is_available(), "trainer.accelerator", self.accelerator,
+                torch.cuda.is_available(),
+                "trainer.accelerator",
+                self.accelerator,
                 "no CUDA GPU is available here; use the default trainer (accelerator auto, CPU)",
-            )  # fmt: skip
+            )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from pairmnist.naming import settings
+from pairmnist.jobs.naming import settings
 
 SELECTION_COLUMNS = ["n_runs", "val_acc_mean", "val_acc_std"]
 
@@ -40,7 +40,7 @@ def best(ranked: pd.DataFrame, job_overrides: dict[int, list[str]]) -> dict[str,
     Returns:
         ``{model: {"overrides": [...], "val_acc_mean": float, "val_acc_std": float | None,
         "n_runs": int, "command": str}}``. ``overrides`` are the winner's command-line
-        settings (:func:`pairmnist.naming.settings`: everything but the seed, sweep presets
+        settings (:func:`pairmnist.jobs.naming.settings`: everything but the seed, sweep presets
         and bookkeeping), so ``command`` re-runs exactly that setting on seeds 0-9.
     """
     chosen = {}

@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from pairmnist.atomic import write_json, write_text
-from pairmnist.config import validate
-from pairmnist.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
+from pairmnist.jobs.config import validate
+from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
 log = logging.getLogger(__name__)
 # pytorch-lightning 2.6 calls a torch.utils._pytree API that torch 2.14 deprecates; harmless noise.
@@ -83,7 +83,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Everything random (pairs, shuffling, weight init) follows ``cfg.seed``; seed 0 is a seed.
 
     Returns:
-        dict with :data:`pairmnist.records.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
+        dict with :data:`pairmnist.jobs.records.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
         ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one
         value per epoch of train_loss, train_acc, val_loss, val_acc.
     """
@@ -161,8 +161,11 @@ def run_job(cfg: DictConfig) -> float | None:
         (out / ERROR_FILE).unlink(missing_ok=True)
         log.info(
             "%s: test_acc %.4f, val_acc %.4f, fit %.1f s",
-            out.name, record["test_acc"], record["val_acc"], record["fit_seconds"],
-        )  # fmt: skip
+            out.name,
+            record["test_acc"],
+            record["val_acc"],
+            record["fit_seconds"],
+        )
         return record["val_acc"]
     except Exception as e:
         message = f"{type(e).__name__}: {' '.join(str(e).split())}"

@@ -21,7 +21,7 @@ class LearnedHead(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
             nn.Flatten(), nn.ReLU(), nn.Linear(20, nb_hidden), nn.ReLU(), nn.Linear(nb_hidden, 2)
-        )  # fmt: skip
+        )
 
     def forward(self, digits: torch.Tensor) -> torch.Tensor:
         """(B, 2, 10) float32 digit logits -> (B, 2) float32 comparison logits."""

@@ -1,7 +1,7 @@
 """A job folder's result files: ``metrics.json`` (success) and ``error.txt`` (failure).
 
-Shared by the job (:mod:`pairmnist.job`, which writes them) and the report
-(:mod:`pairmnist.report`, which reads them without importing any training code).
+Shared by the job (:mod:`pairmnist.jobs.job`, which writes them) and the report
+(:mod:`pairmnist.analysis.report`, which reads them without importing any training code).
 """
 
 from __future__ import annotations
@@ -12,9 +12,20 @@ from typing import Any
 
 METRICS_FILE, ERROR_FILE = "metrics.json", "error.txt"
 METRICS_KEYS = (
-    "model", "seed", "aux_weight", "lr", "nb_hidden", "n_params", "epochs", "test_acc",
-    "test_digit_acc", "val_acc", "fit_seconds", "history", "config",
-)  # fmt: skip
+    "model",
+    "seed",
+    "aux_weight",
+    "lr",
+    "nb_hidden",
+    "n_params",
+    "epochs",
+    "test_acc",
+    "test_digit_acc",
+    "val_acc",
+    "fit_seconds",
+    "history",
+    "config",
+)
 
 
 class JobNotDone(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pairmnist.heads import make_head
+from pairmnist.models.heads import make_head
 
 
 class Shallow(nn.Module):
@@ -43,11 +43,19 @@ class DigitConvNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(32, 32, 3), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(32, 64, 2), nn.ReLU(), nn.Flatten(),
-            nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10),
-        )  # fmt: skip
+            nn.Conv2d(1, 32, 3),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64, 64),
+            nn.ReLU(),
+            nn.Linear(64, 10),
+        )
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,15 +80,25 @@ class DigitConvNetPlus(nn.Module):
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
-                nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
                 nn.MaxPool2d(2),
-            ]  # fmt: skip
+            ]
 
         self.layers = nn.Sequential(
-            *block(1, width), *block(width, 2 * width), nn.Flatten(),
-            nn.Dropout(dropout), nn.Linear(2 * width * 9, 128), nn.ReLU(), nn.Dropout(dropout), nn.Linear(128, 10),
-        )  # fmt: skip
+            *block(1, width),
+            *block(width, 2 * width),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * width * 9, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, 10),
+        )
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +107,7 @@ class DigitConvNetPlus(nn.Module):
 
 
 class DigitPairNet(nn.Module):
-    """Digit logits for both channels, then a comparison head (see :mod:`pairmnist.heads`).
+    """Digit logits for both channels, then a comparison head (see :mod:`pairmnist.models.heads`).
 
     Subclasses define :meth:`digit_logits`; ``head`` is ``"learned"`` (original report,
     uses ``nb_hidden``), ``"digits"`` or ``"probabilistic"``.

@@ -1,4 +1,4 @@
-"""``PairModule``: the LightningModule that trains any net of :mod:`pairmnist.nets`."""
+"""``PairModule``: the LightningModule that trains any net of :mod:`pairmnist.models.nets`."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class PairModule(pl.LightningModule):
     training loss stops the run with ``FloatingPointError``.
 
     Args:
-        net: a net of :mod:`pairmnist.nets` (not stored in the hyperparameters: pass it
+        net: a net of :mod:`pairmnist.models.nets` (not stored in the hyperparameters: pass it
             again to ``load_from_checkpoint``).
         lr: Adam learning rate (the peak rate with ``schedule="onecycle"``).
         aux_weight: weight w of the auxiliary digit loss, in [0, 1].
@@ -82,9 +82,13 @@ class PairModule(pl.LightningModule):
     SCHEDULES = (None, "onecycle")
 
     def __init__(
-        self, net: nn.Module, lr: float = 1e-3, aux_weight: float = 0.0, weight_decay: float = 0.0,
+        self,
+        net: nn.Module,
+        lr: float = 1e-3,
+        aux_weight: float = 0.0,
+        weight_decay: float = 0.0,
         schedule: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         if schedule not in self.SCHEDULES:
             raise ValueError(f"model.module.schedule={schedule!r}: allowed null, onecycle")

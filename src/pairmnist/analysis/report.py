@@ -17,9 +17,9 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
+from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank
 from pairmnist.atomic import atomic_path, write_text
-from pairmnist.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
-from pairmnist.selection import SELECTION_COLUMNS, best, rank
+from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
 BASE_KEYS = ["model", "head", "aux_weight", "lr", "nb_hidden"]
 RESULTS = ["seed", "test_acc", "test_digit_acc", "val_acc", "n_params", "fit_seconds"]
@@ -138,12 +138,19 @@ def summary_markdown(summary: pd.DataFrame, keys: list[str], jobs: Jobs, root: P
     """summary.md: the groups in percent (mean ± sample std), then the failed jobs."""
     header = [*keys, "runs", "test acc %", "median", "min–max", "digit acc %", "val acc %", "params", "fit s"]
     rows = [
-        [*(r[k] for k in keys), r["n_runs"], _percent(r["test_acc_mean"], r["test_acc_std"]),
-         f"{100 * r['test_acc_median']:.2f}", f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}",
-         _percent(r["digit_acc_mean"], r["digit_acc_std"]), _percent(r["val_acc_mean"], r["val_acc_std"]),
-         int(r["n_params"]), f"{r['fit_seconds_mean']:.1f}"]
+        [
+            *(r[k] for k in keys),
+            r["n_runs"],
+            _percent(r["test_acc_mean"], r["test_acc_std"]),
+            f"{100 * r['test_acc_median']:.2f}",
+            f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}",
+            _percent(r["digit_acc_mean"], r["digit_acc_std"]),
+            _percent(r["val_acc_mean"], r["val_acc_std"]),
+            int(r["n_params"]),
+            f"{r['fit_seconds_mean']:.1f}",
+        ]
         for r in summary.to_dict("records")
-    ]  # fmt: skip
+    ]
     n_ok = int(summary.n_runs.sum())
     text = [
         f"# Study summary: {root.name}",
@@ -234,11 +241,16 @@ def ranking_markdown(ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str
         shown = [k for k in keys[1:] if rows[k].nunique(dropna=False) > 1]
         header = ["rank", *shown, "runs", "val acc %", "test acc % (not used)", "note"]
         body = [
-            [r["rank"], *(r[k] for k in shown), r["n_runs"], _percent(r["val_acc_mean"], r["val_acc_std"]),
-             _percent(r["test_acc_mean"], r["test_acc_std"]),
-             UNTRAINED_HEAD if r["head"] == "learned" and r["aux_weight"] == 1 else ""]
+            [
+                r["rank"],
+                *(r[k] for k in shown),
+                r["n_runs"],
+                _percent(r["val_acc_mean"], r["val_acc_std"]),
+                _percent(r["test_acc_mean"], r["test_acc_std"]),
+                UNTRAINED_HEAD if r["head"] == "learned" and r["aux_weight"] == 1 else "",
+            ]
             for r in rows.to_dict("records")
-        ]  # fmt: skip
+        ]
         pick = chosen[str(model)]
         text += ["", f"## {model}", "", markdown_table(header, body), ""]
         text += [f"Selected: `{' '.join(pick['overrides'])}`. Evaluate it on seeds 0-9 with", ""]
