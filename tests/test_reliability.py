@@ -83,11 +83,11 @@ def test_failing_job_is_recorded_and_the_others_summarised(run_cli, tmp_path):
         check=False,
     )
     assert proc.returncode != 0
-    (failed,) = sweep.glob("siamese_lr1e+30_*")
+    (failed,) = sweep.glob("siamese_*_lr1e+30_*")
     assert "1 job(s) failed" in proc.stderr and failed.name in proc.stderr
     assert (failed / "error.txt").read_text().startswith("FloatingPointError: train/loss is nan")
     summary = pd.read_csv(sweep / "summary.csv")
-    assert sorted(summary.lr) == [1e-3, 1e-2] and summary.n_runs.tolist() == [1, 1]
+    assert sorted(summary["model.lr"]) == [1e-3, 1e-2] and summary.n_runs.tolist() == [1, 1]
     assert f"`{failed.name}`: failed: FloatingPointError" in (sweep / "summary.md").read_text()
 
 

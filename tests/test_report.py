@@ -11,26 +11,39 @@ import pytest
 from pairmnist.analysis.report import REPORT_FILES, main, write_report
 
 
-def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, aux_weight=0.5, lr=1e-3, **config):
-    """A job folder as run.py leaves it, with a metrics.json of the given values."""
+def write_job(
+    root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, aux_weight=0.5, lr=1e-3, finished=None, **config
+):
+    """A job folder as run.py leaves it, with a metrics.json of the given values.
+
+    ``data={...}`` and ``module={...}`` (keys of ``model.module``) change the resolved config.
+    """
     job = root / name
     (job / ".hydra").mkdir(parents=True)
     data = {"n_pairs": 1000, "batch_size": 100, **config.pop("data", {})}
+    head = None if model == "shallow" else "learned"
     overrides = [f"model={model}", f"model.aux_weight={aux_weight}", f"model.lr={lr}", f"seed={seed}"]
     overrides += [f"data.{k}={v}" for k, v in data.items() if v != {"n_pairs": 1000, "batch_size": 100}.get(k)]
+    module = {"_target_": "pairmnist.models.module.PairModule", "lr": lr, "aux_weight": aux_weight}
+    module["net"] = {"_target_": f"pairmnist.models.nets.{model.title()}", "nb_hidden": 100, "head": head}
+    module.update(config.pop("module", {}))
+    overrides += [
+        f"model.module.{k}={v}" for k, v in module.items() if k not in ("_target_", "lr", "aux_weight", "net")
+    ]
     record = {
         "model": model,
         "seed": seed,
         "aux_weight": aux_weight,
         "lr": lr,
         "nb_hidden": 100,
-        "head": None if model == "shallow" else "learned",
+        "head": head,
         "n_params": 24_936,
         "epochs": 3,
         "test_acc": test_acc,
         "test_digit_acc": None if model == "shallow" else 0.95,
         "val_acc": val_acc,
         "fit_seconds": 4.0 + seed,
+        "finished": finished or f"2026-11-30T10:00:{seed % 60:02d}+00:00",
         "history": {
             "train_loss": [1.0, 0.5, 0.2],
             "train_acc": [0.6, 0.8, 0.9],
@@ -40,7 +53,7 @@ def write_job(root, name, model="siamese", seed=0, test_acc=0.9, val_acc=0.9, au
         "overrides": overrides,
         "config": {
             "seed": seed,
-            "model": {"lr": lr, "aux_weight": aux_weight, "module": {"_target_": model}},
+            "model": {"lr": lr, "nb_hidden": 100, "aux_weight": aux_weight, "head": head, "module": module},
             "data": data,
             "trainer": {"max_epochs": 3},
         },
@@ -79,14 +92,15 @@ def test_groups_follow_every_swept_key_but_seed(tmp_path):
     assert len(summary) == 3 and list(summary.n_runs) == [2, 2, 2]
     assert "data.n_pairs" in summary.columns  # a swept key beyond the standard ones
     assert "data.batch_size" not in summary.columns  # the same everywhere: no column
-    groups = sorted(zip(summary.aux_weight, summary["data.n_pairs"], strict=True))
+    assert "model.module.aux_weight" not in summary.columns  # the same values as model.aux_weight: not repeated
+    groups = sorted(zip(summary["model.aux_weight"], summary["data.n_pairs"], strict=True))
     assert groups == [(0, 1000), (0.5, 1000), (0.5, 2000)]
 
 
 def test_a_setting_that_differs_is_shown_even_when_another_column_separates_the_rows(tmp_path):
     write_job(tmp_path, "a", lr=1e-3)
     write_job(tmp_path, "b", lr=1e-4, data={"batch_size": 50})  # lr alone tells the rows apart
-    summary = write_report(tmp_path).summary.set_index("lr")
+    summary = write_report(tmp_path).summary.set_index("model.lr")
     assert summary.loc[1e-4, "data.batch_size"] == 50 and summary.loc[1e-3, "data.batch_size"] == 100
 
 
@@ -124,7 +138,7 @@ def test_cli_rewrites_identical_summary_and_reads_several_sweeps(tmp_path):
     assert main([str(tmp_path / "a")]) == 0
     assert (tmp_path / "a" / "summary.csv").read_bytes() == first
     both = write_report(tmp_path).summary  # the parent of both sweeps
-    assert sorted(both.lr) == [1e-3, 1e-2] and both.n_runs.tolist() == [2, 2]
+    assert sorted(both["model.lr"]) == [1e-3, 1e-2] and both.n_runs.tolist() == [2, 2]
 
 
 def test_cli_errors_on_a_folder_without_jobs(tmp_path, capsys):

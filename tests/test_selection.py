@@ -48,9 +48,9 @@ def test_rank_reads_only_keys_and_validation_columns(tmp_path):
         write_job(tmp_path, f"a{seed}", seed=seed, lr=1e-2, val_acc=0.9 + seed / 100)
         write_job(tmp_path, f"b{seed}", seed=seed, lr=1e-3, val_acc=0.8)
     summary = write_report(tmp_path).summary
-    keys = ["model", "head", "aux_weight", "lr", "nb_hidden"]
+    keys = ["model", "model.lr"]
     blind = summary.drop(columns=[c for c in summary if c.startswith(("test_", "digit_"))])
-    assert rank(blind, keys)["lr"].tolist() == [1e-2, 1e-3]
+    assert rank(blind, keys)["model.lr"].tolist() == [1e-2, 1e-3]
 
 
 def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):

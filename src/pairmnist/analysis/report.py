@@ -1,13 +1,17 @@
-"""The study report: a sweep's ``metrics.json`` files -> table and figures.
+"""The study report: a sweep's ``metrics.json`` files -> tables, statistics and figures.
 
-Reads job folders only (never imports or re-runs training) and writes, in the folder it
-is given: ``summary.csv`` (one row per group, fractions), ``summary.md`` (the same in
-percent, with the jobs that failed), ``curves.png`` and ``test_acc.png``. Jobs are grouped
-by every hyperparameter that differs between them except ``seed``.
+Reads job folders only (never imports or re-runs training) and writes, in the folder it is
+given: ``summary.csv`` (one row per group, fractions, with the 95 % CI of the mean),
+``comparisons.csv`` (paired comparisons between groups, in percentage points),
+``summary.md`` (the same in percent, with duplicates and failed jobs), ``curves.png`` and
+``test_acc.png``; for a grid also ``ranking.md`` and ``best.yaml``. Jobs are grouped by
+identity (:mod:`pairmnist.jobs.identity`: the resolved config without the seed), and a job
+seen twice (same identity and seed) counts once.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,17 +21,18 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank
+from pairmnist.analysis import stats
+from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank, versus_winner
 from pairmnist.atomic import atomic_path, write_text
+from pairmnist.jobs.identity import identity, identity_id, trained_hyperparameters
 from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
-BASE_KEYS = ["model", "head", "aux_weight", "lr", "nb_hidden"]
 RESULTS = ["seed", "test_acc", "test_digit_acc", "val_acc", "n_params", "fit_seconds"]
-# Config keys never shown as their own column: the seed, the wiring of knobs into objects,
-# and the ones already in BASE_KEYS.
-NOT_HYPERPARAMETERS = ("seed", "model.module.", "model.lr", "model.aux_weight", "model.nb_hidden", "model.head")
-REPORT_FILES = ("summary.csv", "summary.md", "curves.png", "test_acc.png")
+# Hydra's instantiation keys: shown only when they tell apart two groups of the same model.
+INSTANTIATION_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_")
+REPORT_FILES = ("summary.csv", "summary.md", "comparisons.csv", "curves.png", "test_acc.png")
 SELECTION_FILES = ("ranking.md", "best.yaml")  # when a model was run with several settings
+MAX_ALL_PAIRS = 6  # up to this many groups every pair is compared; beyond, each against the best
 
 
 @dataclass
@@ -35,63 +40,104 @@ class Jobs:
     """The job folders found under a root.
 
     Attributes:
-        records: metrics.json records of the finished jobs, each with ``job`` (folder name).
-        failed: folder name -> one-line reason, for jobs without a usable result.
+        records: metrics.json records of the finished jobs, one per (identity, seed), each with
+            ``job`` (folder, relative to the root) and ``identity`` (recomputed from its config).
+        failed: folder -> one-line reason, for jobs without a usable result.
+        duplicates: folder set aside -> the folder kept for the same identity and seed (the
+            newest ``finished``).
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    duplicates: dict[str, str] = field(default_factory=dict)
 
 
 def collect(root: str | Path) -> Jobs:
     """Find every job folder under ``root`` (one sweep, several sweeps, or a single job).
 
     A job folder is one holding Hydra's ``.hydra/``, a ``metrics.json`` or an ``error.txt``.
+    A job whose identity and seed were already seen counts once: the newest ``finished`` is
+    kept (the later folder name on a tie), the others are listed in ``duplicates``.
     """
     root = Path(root)
     markers = (*root.rglob(".hydra"), *root.rglob(METRICS_FILE), *root.rglob(ERROR_FILE))
     jobs = Jobs()
+    kept: dict[tuple[str, int], dict[str, Any]] = {}
     for folder in sorted({m.parent for m in markers}):
         name = folder.relative_to(root).as_posix() if folder != root else folder.name
         try:
-            jobs.records.append({**load_record(folder), "job": name})
+            record = {**load_record(folder), "job": name}
         except JobNotDone as e:
             jobs.failed[name] = str(e)
+            continue
+        record["identity"] = identity_id(record["config"])
+        key = (record["identity"], int(record["seed"]))
+        if key in kept:
+            older, newer = sorted([kept[key], record], key=lambda r: str(r.get("finished", "")))
+            jobs.duplicates[older["job"]] = newer["job"]
+            record = newer
+        kept[key] = record
+    jobs.duplicates = {a: _final(b, jobs.duplicates) for a, b in jobs.duplicates.items()}
+    jobs.records = sorted(kept.values(), key=lambda r: r["job"])
     return jobs
 
 
+def _final(job: str, replaced: dict[str, str]) -> str:
+    while job in replaced:
+        job = replaced[job]
+    return job
+
+
 def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per finished job: BASE_KEYS, RESULTS, ``job``, ``overrides`` and the flattened config (``config.*``)."""
-    df = pd.DataFrame([{k: r.get(k) for k in [*BASE_KEYS, *RESULTS, "job", "overrides"]} for r in records])
-    config = pd.json_normalize([r["config"] for r in records]).add_prefix("config.")
+    """One row per finished job: ``model``, RESULTS, ``job``, ``overrides``, ``identity`` and
+    the flattened identity config (``model.lr``, ``data.n_pairs``, ...; the seed is not part of it)."""
+    df = pd.DataFrame([{k: r.get(k) for k in ["model", *RESULTS, "job", "overrides", "identity"]} for r in records])
+    config = pd.json_normalize([identity(r["config"]) for r in records])
     config = config.map(lambda v: str(v) if isinstance(v, list | dict) else v)
     return pd.concat([df, config], axis=1)
 
 
 def group_keys(df: pd.DataFrame) -> list[str]:
-    """BASE_KEYS, plus every other config key whose value differs between jobs (but seed).
+    """``model``, then every config key whose value differs between identities, in config order.
 
-    Extra keys are named without ``config.``: a sweep over ``data.n_pairs`` adds that
-    column, and so does a setting that differs between two sweeps read together, even when
-    another column already tells their rows apart.
+    No prefix is excluded: a ``model.module.schedule`` column appears when two groups differ
+    in it. A key whose values equal those of an earlier key (``model.module.lr`` following the
+    knob ``model.lr``) is not repeated, and an instantiation key (``_target_``) is shown only
+    when it tells apart two groups of one model.
     """
-    keys = list(BASE_KEYS)
-    for col in df.columns:
-        name = col.removeprefix("config.")
-        if col.startswith("config.") and not name.startswith(NOT_HYPERPARAMETERS) and df[col].nunique(dropna=False) > 1:
-            df[name] = df[col]
-            keys.append(name)
+    groups = df.drop_duplicates("identity").set_index("identity")
+    keys, seen = ["model"], []
+    for col in (c for c in df.columns if "." in c):  # the flattened config: model.lr, data.n_pairs, ...
+        values = groups[col].astype(str)
+        if values.nunique() < 2 or any(values.equals(v) for v in seen):
+            continue
+        if col.split(".")[-1] in INSTANTIATION_KEYS and groups.groupby("model")[col].nunique(dropna=False).max() < 2:
+            continue
+        seen.append(values)
+        keys.append(col)
     return keys
 
 
+def seed_text(seeds: list[int]) -> str:
+    """Seeds as short text: ``0–9`` for a run of consecutive seeds, else ``1, 4, 7``."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per group of ``keys``, sorted by mean test accuracy (highest first).
+    """One row per identity, sorted by mean test accuracy (highest first).
 
     Accuracies are fractions; ``*_std`` are sample standard deviations (ddof=1), NaN for a
-    group of one run; ``fit_seconds_*`` are wall-clock seconds of ``Trainer.fit``. Adds a
-    ``group`` id column to ``df`` and to the summary (not written to summary.csv).
+    group of one run; ``test_acc_ci_low``/``_high`` bound the 95 % Student-t confidence
+    interval of the mean test accuracy over seeds (:func:`pairmnist.analysis.stats.t_interval`);
+    ``test_noise`` is the binomial standard error of one run's test accuracy at the group's
+    mean, on its ``n_test_pairs`` test pairs (:func:`pairmnist.analysis.stats.binomial_se`);
+    ``fit_seconds_*`` are wall-clock seconds of ``Trainer.fit``. Adds a ``group`` number
+    column to ``df`` and to the summary (not written to summary.csv).
     """
-    stats = {
+    stats_spec = {
         "n_runs": ("test_acc", "size"),
         "test_acc_mean": ("test_acc", "mean"),
         "test_acc_std": ("test_acc", "std"),
@@ -107,12 +153,25 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         "fit_seconds_std": ("fit_seconds", "std"),
     }
     df["test_digit_acc"] = pd.to_numeric(df["test_digit_acc"])
-    grouped = df.groupby(keys, dropna=False, sort=False)
-    df["group"] = grouped.ngroup()
-    summary = grouped.agg(**stats).reset_index()
-    summary.insert(0, "group", range(len(summary)))  # ngroup numbers groups in this same order
+    grouped = df.groupby("identity", sort=False)
+    summary = grouped.agg(**stats_spec)
+    firsts = grouped[keys].first()
+    summary = pd.concat([firsts, summary], axis=1).reset_index()
+    ci = [stats.t_interval(grouped.get_group(i)["test_acc"]) for i in summary["identity"]]
+    summary["test_acc_ci_low"], summary["test_acc_ci_high"] = zip(*ci, strict=True) if ci else ((), ())
+    summary["seeds"] = [seed_text(grouped.get_group(i)["seed"].tolist()) for i in summary["identity"]]
+    n_test = pd.to_numeric(grouped["data.n_pairs"].first(), errors="coerce") if "data.n_pairs" in df else None
+    summary["n_test_pairs"] = [None if n_test is None else n_test.get(i) for i in summary["identity"]]
+    summary["test_noise"] = [
+        stats.binomial_se(m, int(n)) if n is not None and not pd.isna(n) else np.nan
+        for m, n in zip(summary["test_acc_mean"], summary["n_test_pairs"], strict=True)
+    ]
     summary = summary.sort_values(keys, na_position="last", kind="mergesort")
-    return summary.sort_values("test_acc_mean", ascending=False, kind="mergesort").reset_index(drop=True)
+    summary = summary.sort_values("test_acc_mean", ascending=False, kind="mergesort").reset_index(drop=True)
+    summary.insert(0, "group", range(len(summary)))
+    df["group"] = df["identity"].map(dict(zip(summary["identity"], summary["group"], strict=True)))
+    order = ["group", *keys, "n_runs", "seeds", "test_acc_mean", "test_acc_std", "test_acc_ci_low", "test_acc_ci_high"]
+    return summary[order + [c for c in summary.columns if c not in order]]
 
 
 def _percent(mean: float, std: float) -> str:
@@ -134,32 +193,150 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows])
 
 
-def summary_markdown(summary: pd.DataFrame, keys: list[str], jobs: Jobs, root: Path) -> str:
-    """summary.md: the groups in percent (mean ± sample std), then the failed jobs."""
-    header = [*keys, "runs", "test acc %", "median", "min–max", "digit acc %", "val acc %", "params", "fit s"]
+def _points(value: float, signed: bool = False) -> str:
+    """A fraction as percentage points with 2 decimals (``+1.25`` when ``signed``); empty for NaN."""
+    if pd.isna(value):
+        return ""
+    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+def _ci(low: float, high: float, signed: bool = False) -> str:
+    return "" if pd.isna(low) else f"[{_points(low, signed)}, {_points(high, signed)}]"
+
+
+def _p(value: float) -> str:
+    if pd.isna(value):
+        return ""
+    return f"{value:.2g}" if value >= 0.001 else "<0.001"
+
+
+def group_table(summary: pd.DataFrame, keys: list[str]) -> str:
+    """The groups in percent: mean ± sample std, 95 % CI, test-set noise, and the rest."""
+    header = [*keys, "runs", "seeds", "test acc %", "95 % CI", "test-set noise ±", "min–max"]
+    header += ["digit acc %", "val acc %", "params", "fit s", "identity"]
     rows = [
         [
             *(r[k] for k in keys),
             r["n_runs"],
+            r["seeds"],
             _percent(r["test_acc_mean"], r["test_acc_std"]),
-            f"{100 * r['test_acc_median']:.2f}",
+            _ci(r["test_acc_ci_low"], r["test_acc_ci_high"]),
+            _points(r["test_noise"]),
             f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}",
             _percent(r["digit_acc_mean"], r["digit_acc_std"]),
             _percent(r["val_acc_mean"], r["val_acc_std"]),
             int(r["n_params"]),
             f"{r['fit_seconds_mean']:.1f}",
+            f"`{r['identity']}`",
         ]
         for r in summary.to_dict("records")
     ]
+    return markdown_table(header, rows)
+
+
+def comparisons(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Paired comparisons of test accuracy between groups (:func:`pairmnist.analysis.stats.paired`).
+
+    With up to :data:`MAX_ALL_PAIRS` groups every pair, a above b in the summary's order (higher
+    mean test accuracy first); with more (a grid), the group with the best mean validation
+    accuracy against each other group, so the reference is never chosen on test data.
+    Differences and their CI are in percentage points; ``p_*_holm`` are Holm-adjusted over the
+    rows compared (:func:`pairmnist.analysis.stats.holm`). Pairs sharing fewer than 2 seeds
+    get a row with ``n_seeds`` and the note "not comparable" and no statistics.
+    """
+    labels = dict(zip(summary["group"], group_labels(summary, keys), strict=True))
+    ids = dict(zip(summary["group"], summary["identity"], strict=True))
+    by_group = {g: dict(zip(runs["seed"], runs["test_acc"], strict=True)) for g, runs in df.groupby("group")}
+    if len(summary) <= MAX_ALL_PAIRS:
+        pairs = list(itertools.combinations(summary["group"], 2))
+    else:
+        reference = summary.sort_values("val_acc_mean", ascending=False, kind="mergesort")["group"].iloc[0]
+        pairs = [(reference, g) for g in summary["group"] if g != reference]
+    rows = []
+    for a, b in pairs:
+        result = stats.paired(by_group[a], by_group[b])
+        row = {"a": labels[a], "b": labels[b], "identity_a": ids[a], "identity_b": ids[b]}
+        if result is None:
+            shared = len(set(by_group[a]) & set(by_group[b]))
+            rows.append({**row, "n_seeds": shared, "note": "not comparable: fewer than 2 shared seeds"})
+            continue
+        r = result.as_dict()
+        points = {k: 100 * r.pop(k) for k in ("mean_diff", "ci_low", "ci_high")}
+        rows.append(
+            {
+                **row,
+                "n_seeds": r.pop("n_seeds"),
+                "diff_points": points["mean_diff"],
+                "ci_low_points": points["ci_low"],
+                "ci_high_points": points["ci_high"],
+                **r,
+                "note": "",
+            }
+        )
+    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    for test in ("p_ttest", "p_wilcoxon"):
+        table[f"{test}_holm"] = stats.holm(table[test].astype(float).tolist()) if len(table) else []
+    return table[COMPARISON_COLUMNS + ["p_ttest_holm", "p_wilcoxon_holm"]]
+
+
+COMPARISON_COLUMNS = [
+    "a", "b", "n_seeds", "seeds", "diff_points", "ci_low_points", "ci_high_points", "p_ttest", "p_wilcoxon",
+    "wins_a", "wins_b", "ties", "identity_a", "identity_b", "note",
+]  # fmt: skip
+
+
+def comparison_table(table: pd.DataFrame) -> str:
+    """comparisons.csv as Markdown, in percentage points."""
+    header = ["a", "b", "seeds", "a − b (points)", "95 % CI", "p (t)", "p (Wilcoxon)", "p Holm (t)", "wins a:b"]
+    rows = [
+        [r["a"], r["b"], r["n_seeds"]]
+        + (
+            [r["note"], "", "", "", "", ""]
+            if r["note"]
+            else [
+                f"{r['diff_points']:+.2f}",
+                f"[{r['ci_low_points']:+.2f}, {r['ci_high_points']:+.2f}]",
+                _p(r["p_ttest"]),
+                _p(r["p_wilcoxon"]),
+                _p(r["p_ttest_holm"]),
+                f"{r['wins_a']}:{r['wins_b']}" + (f" ({r['ties']} tied)" if r["ties"] else ""),
+            ]
+        )
+        for r in table.to_dict("records")
+    ]
+    return markdown_table(header, rows)
+
+
+def summary_markdown(
+    summary: pd.DataFrame, keys: list[str], compared: pd.DataFrame, jobs: Jobs, root: Path, ranking: str = ""
+) -> str:
+    """summary.md: the validation ranking first for a grid, then the groups, the paired
+    comparisons, the duplicates set aside and the failed jobs."""
     n_ok = int(summary.n_runs.sum())
-    text = [
+    text = [ranking, "---", ""] if ranking else []
+    text += [
         f"# Study summary: {root.name}",
         "",
-        f"Finished jobs: {n_ok}, in {len(summary)} group(s). Accuracy in percent: mean ± sample std over seeds "
-        "(final epoch, test pairs); sorted by mean test accuracy.",
+        f"Finished jobs: {n_ok}, in {len(summary)} group(s) (one per identity: the resolved config "
+        "without the seed). Test accuracy in percent after the final epoch: mean ± sample std over the "
+        "seeds, and the 95 % confidence interval of the mean (Student t over seeds). Test-set noise: the "
+        "binomial standard error sqrt(p(1 − p)/n) of a single run's accuracy on its n test pairs, the "
+        "spread that the test pairs alone would cause. Sorted by mean test accuracy"
+        + (" (for information: the choice above uses validation only)." if ranking else "."),
         "",
-        markdown_table(header, rows),
+        group_table(summary, keys),
+        "",
+        "## Paired comparisons of test accuracy",
+        "",
+        "Per seed, a − b in percentage points on the seeds both groups ran (the same seed gives both the "
+        "same data), its 95 % CI (Student t), the paired t-test and Wilcoxon signed-rank p-values, the "
+        "t-test p-value Holm-adjusted over the rows below, and the seeds each side won.",
+        "",
+        comparison_table(compared) if len(compared) else "Only one group: nothing to compare.",
     ]
+    if jobs.duplicates:
+        text += ["", f"## Duplicates set aside ({len(jobs.duplicates)}: same identity and seed as a newer job)", ""]
+        text += [f"- `{old}` (kept: `{new}`)" for old, new in jobs.duplicates.items()]
     if jobs.failed:
         text += ["", f"## Failed or unfinished jobs ({len(jobs.failed)}, not in the table)", ""]
         text += [f"- `{name}`: {reason}" for name, reason in jobs.failed.items()]
@@ -169,7 +346,10 @@ def summary_markdown(summary: pd.DataFrame, keys: list[str], jobs: Jobs, root: P
 def group_labels(summary: pd.DataFrame, keys: list[str], sep: str = " ") -> list[str]:
     """A short label per group: the model, plus the keys that take several values for one model."""
     varying = [k for k in keys[1:] if summary.groupby("model", dropna=False)[k].nunique(dropna=False).max() > 1]
-    return [sep.join([str(r["model"])] + [f"{k}={_cell(r[k])}" for k in varying]) for r in summary.to_dict("records")]
+    return [
+        sep.join([str(r["model"])] + [f"{k.split('.')[-1]}={_cell(r[k])}" for k in varying])
+        for r in summary.to_dict("records")
+    ]
 
 
 def _group_runs(df: pd.DataFrame, summary: pd.DataFrame) -> list[pd.DataFrame]:
@@ -202,18 +382,24 @@ def curves_figure(records: list[dict[str, Any]], df: pd.DataFrame, summary: pd.D
 
 
 def test_acc_figure(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> Figure:
-    """Final test accuracy per group: a box plot with every seed as a point."""
+    """Final test accuracy per group: a box plot, each seed a point, a thin line per seed across groups.
+
+    The lines show the pairing: a seed gives every group the same data, so a line that rises
+    from one group to the next is that seed's paired difference.
+    """
     labels = group_labels(summary, keys, sep="\n")
     fig = Figure(figsize=(max(5, 1.4 * len(labels) + 2), 4.5), layout="constrained")
     ax = fig.subplots()
-    values = [100 * runs["test_acc"].to_numpy() for runs in _group_runs(df, summary)]
-    positions = np.arange(1, len(values) + 1)
-    ax.boxplot(values, positions=positions, widths=0.5, showfliers=False)
-    jitter = np.random.default_rng(0)  # fixed: the figure is the same every time
-    for x, v in zip(positions, values, strict=True):
-        ax.scatter(x + jitter.uniform(-0.12, 0.12, len(v)), v, s=14, alpha=0.7, zorder=3)
+    runs = _group_runs(df, summary)
+    positions = np.arange(1, len(runs) + 1)
+    ax.boxplot([100 * r["test_acc"].to_numpy() for r in runs], positions=positions, widths=0.5, showfliers=False)
+    table = pd.DataFrame({x: r.set_index("seed")["test_acc"] * 100 for x, r in zip(positions, runs, strict=True)})
+    for _, row in table.sort_index().iterrows():
+        ax.plot(row.index, row.to_numpy(), color="grey", alpha=0.35, linewidth=0.8, zorder=2)
+    for x, r in zip(positions, runs, strict=True):
+        ax.scatter(np.full(len(r), x), 100 * r["test_acc"], s=14, alpha=0.8, zorder=3)
     ax.set_xticks(positions, labels, fontsize="small")
-    ax.set(title="Final test accuracy per seed", ylabel="test accuracy (%)")
+    ax.set(title="Final test accuracy per seed (a grey line joins one seed's runs)", ylabel="test accuracy (%)")
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -221,39 +407,52 @@ def test_acc_figure(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) ->
 UNTRAINED_HEAD = "learned head gets no gradient at aux_weight=1: it stays at its random initialisation"
 
 
-def ranking_markdown(ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str], chosen: dict, root: Path) -> str:
+def untrained_head(record: dict[str, Any]) -> bool:
+    """Whether a job trained a learned comparison head with aux_weight 1 (no gradient reaches it)."""
+    trained = trained_hyperparameters(record["config"])
+    return trained["head"] == "learned" and trained["aux_weight"] == 1
+
+
+def ranking_markdown(
+    ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str], chosen: dict, root: Path, untrained: set[int]
+) -> str:
     """ranking.md: each tuned model's groups by mean validation accuracy, and the winner.
 
-    Test accuracy is joined in after the ranking, for information, in a column marked as
-    not used for selection.
+    Each group is marked whether its validation accuracy is distinguishable from the
+    winner's (paired over the tuning seeds, 95 %); groups in ``untrained`` get a note that
+    their learned head stayed untrained (:func:`untrained_head`). Test accuracy is joined in after the
+    ranking, for information, in a column marked as not used for selection.
     """
     table = ranked.merge(summary[["group", "test_acc_mean", "test_acc_std"]], on="group", how="left")
     text = [
         f"# Hyperparameter ranking: {root.name}",
         "",
         "Groups ranked by mean validation accuracy over their seeds (validation pairs come from MNIST "
-        "training images the training pairs do not use). Test accuracy is shown for information only: "
-        "it is **not used for selection**.",
+        "training images the training pairs do not use). 'vs winner' compares each group's validation "
+        "accuracy with the winner's seed by seed (paired t-test, 95 %): 'not distinguishable' means these "
+        "seeds cannot tell the two apart. Test accuracy is shown for information only: it is **not used "
+        "for selection**.",
     ]
     for model, rows in table.groupby("model", sort=True):
         if str(model) not in chosen:
             continue
         shown = [k for k in keys[1:] if rows[k].nunique(dropna=False) > 1]
-        header = ["rank", *shown, "runs", "val acc %", "test acc % (not used)", "note"]
+        header = ["rank", *shown, "runs", "val acc %", "vs winner (validation)", "test acc % (not used)", "note"]
         body = [
             [
                 r["rank"],
                 *(r[k] for k in shown),
                 r["n_runs"],
                 _percent(r["val_acc_mean"], r["val_acc_std"]),
+                r["vs_winner"],
                 _percent(r["test_acc_mean"], r["test_acc_std"]),
-                UNTRAINED_HEAD if r["head"] == "learned" and r["aux_weight"] == 1 else "",
+                UNTRAINED_HEAD if r["group"] in untrained else "",
             ]
             for r in rows.to_dict("records")
         ]
         pick = chosen[str(model)]
         text += ["", f"## {model}", "", markdown_table(header, body), ""]
-        text += [f"Selected: `{' '.join(pick['overrides'])}`. Evaluate it on seeds 0-9 with", ""]
+        text += [f"Selected: identity `{pick['identity']}`. Evaluate it on seeds 0-9 with", ""]
         text += ["```bash", pick["command"], "```"]
     return "\n".join(text) + "\n"
 
@@ -263,6 +462,7 @@ class Report:
     """What :func:`write_report` produced (``best`` is empty when no model was tuned)."""
 
     summary: pd.DataFrame
+    comparisons: pd.DataFrame
     markdown: str
     jobs: Jobs
     files: list[Path]
@@ -275,22 +475,35 @@ def write_report(root: str | Path) -> Report:
 
     When a model ran with several settings (a grid search), also rank them on validation
     accuracy and write :data:`SELECTION_FILES`: ``ranking.md`` and ``best.yaml`` (the
-    winning overrides per model and the command that evaluates them on seeds 0-9).
+    winning overrides per model and the command that evaluates them on seeds 0-9); then
+    summary.md and the console lead with that ranking.
 
     Raises:
         FileNotFoundError: ``root`` holds no job folder with a result.
+        OSError: a report file cannot be written (the message names it).
     """
     root = Path(root)
     jobs = collect(root)
     if not jobs.records:
         failed = f"; {len(jobs.failed)} without a result" if jobs.failed else ""
         raise FileNotFoundError(f"no finished job (metrics.json) under {root}{failed}")
+    records = {r["job"]: r for r in jobs.records}
     df = job_table(jobs.records)
     keys = group_keys(df)
     summary = summarize(df, keys)
-    markdown = summary_markdown(summary, keys, jobs, root)
+    compared = comparisons(df, summary, keys)
+    val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
+    ranked = versus_winner(rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
+    newest = df.sort_values("job").groupby("group").last()
+    chosen = best(ranked, newest["overrides"].to_dict(), summary.set_index("group")["identity"].to_dict())
+    untrained = {int(g) for g, job in zip(df["group"], df["job"], strict=True) if untrained_head(records[job])}
+    ranking = ranking_markdown(ranked, summary, keys, chosen, root, untrained) if chosen else ""
+    markdown = summary_markdown(summary, keys, compared, jobs, root, ranking)
+    report = Report(summary, compared, markdown, jobs, [root / f for f in REPORT_FILES], chosen, ranking)
     with atomic_path(root / "summary.csv") as tmp:
         summary.drop(columns="group").to_csv(tmp, index=False)
+    with atomic_path(root / "comparisons.csv") as tmp:
+        compared.to_csv(tmp, index=False)
     write_text(root / "summary.md", markdown)
     for name, fig in (
         ("curves.png", curves_figure(jobs.records, df, summary, keys)),
@@ -298,20 +511,29 @@ def write_report(root: str | Path) -> Report:
     ):
         with atomic_path(root / name) as tmp:
             fig.savefig(tmp, dpi=120)
-    report = Report(summary, markdown, jobs, [root / f for f in REPORT_FILES])
-    ranked = rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys)
-    report.best = best(ranked, df.groupby("group")["overrides"].first().to_dict())
-    if report.best:
-        report.ranking = ranking_markdown(ranked, summary, keys, report.best, root)
-        write_text(root / "ranking.md", report.ranking)
+    if chosen:
+        write_text(root / "ranking.md", ranking)
         header = "# Best settings per model, selected on mean validation accuracy (test accuracy not used).\n"
-        write_text(root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True))
+        write_text(root / "best.yaml", header + yaml.safe_dump(chosen, sort_keys=False, allow_unicode=True))
         report.files += [root / f for f in SELECTION_FILES]
     return report
 
 
+def console_text(report: Report) -> str:
+    """What a sweep prints at its end: the duplicates set aside, then the markdown (ranking first for a grid)."""
+    lines = (
+        [
+            f"set aside {len(report.jobs.duplicates)} duplicate job(s) (same identity and seed as a newer one): "
+            + ", ".join(report.jobs.duplicates)
+        ]
+        if report.jobs.duplicates
+        else []
+    )
+    return "\n".join([*lines, report.markdown])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python src/report.py <folder>``: write the report and print its table."""
+    """``python src/report.py <folder>``: write the report and print it."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Summarise the jobs of a sweep (or several) in tables and figures.")
@@ -323,8 +545,6 @@ def main(argv: list[str] | None = None) -> int:
         report = write_report(args.folder)
     except FileNotFoundError as e:
         parser.exit(1, f"error: {e}\n")
-    print(report.markdown)
-    if report.ranking:
-        print(report.ranking)
+    print(console_text(report))
     print("wrote " + ", ".join(str(f) for f in report.files))
     return 0

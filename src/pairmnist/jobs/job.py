@@ -23,27 +23,22 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from pairmnist.atomic import write_json, write_text
 from pairmnist.jobs.config import validate
+from pairmnist.jobs.identity import identity_id, trained_hyperparameters
+from pairmnist.jobs.naming import study_config
 from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
 log = logging.getLogger(__name__)
 # pytorch-lightning 2.6 calls a torch.utils._pytree API that torch 2.14 deprecates; harmless noise.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
-STUDY_KEYS = ("seed", "model", "data", "trainer")  # what determines a job's result
-
 
 class JobFailed(CompactHydraException):
     """A single run failed; the message is one line, the traceback is in the job's error.txt."""
-
-
-def study_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved keys that determine a job's result (:data:`STUDY_KEYS`), as plain data."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in STUDY_KEYS}
 
 
 def _choice(group: str) -> str | None:
@@ -53,6 +48,21 @@ def _choice(group: str) -> str | None:
 def _fraction(acc: float | None) -> float | None:
     """An accuracy computed in float32, rounded to 6 decimals: 0.915, not 0.9150000214576721."""
     return None if acc is None else round(acc, 6)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else ``platform.processor()``, else the machine type.
+
+    Stored with every result: numbers are bitwise reproducible on one CPU model and thread
+    count, and differ slightly across CPU models (oneDNN picks other kernels).
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 class Parts(NamedTuple):
@@ -95,15 +105,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(module, datamodule=datamodule, verbose=False)
     tested = module.results["test"]
 
+    config = study_config(cfg)
     record = {
         "model": _choice("model"),
         "seed": cfg.seed,
-        "aux_weight": cfg.model.aux_weight,
-        "lr": cfg.model.lr,
-        "nb_hidden": cfg.model.nb_hidden,
-        "head": cfg.model.get("head"),
+        "identity": identity_id(config),
+        **trained_hyperparameters(config),
         "n_params": sum(p.numel() for p in module.net.parameters()),
-        "n_pairs": cfg.data.n_pairs,
+        "n_pairs": datamodule.n_pairs,
         "epochs": trainer.current_epoch,
         "test_acc": _fraction(tested["test/acc"]),
         "test_loss": tested["test/loss"],
@@ -114,12 +123,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fit_seconds": fit_seconds,
         "history": {k: [_fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
         "device": str(trainer.strategy.root_device),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        "config": study_config(cfg),
+        "config": config,
     }
     if isinstance(trainer.logger, TensorBoardLogger):  # the HPARAMS tab: knobs against results
         hparams = {k: record[k] for k in ("model", "seed", "aux_weight", "lr", "nb_hidden", "head", "n_pairs")}
@@ -129,12 +139,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def completed(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
-    """The stored record of a finished job made from the same study config, else None."""
+    """The stored record of a finished job with the same identity and seed, else None.
+
+    The identity (:mod:`pairmnist.jobs.identity`) is recomputed from the stored config, so a
+    record made before the identity existed resumes too when its config is the same.
+    """
     try:
         record = load_record(output_dir)
     except JobNotDone:
         return None
-    return record if record["config"] == study_config(cfg) else None
+    same = record["config"].get("seed") == cfg.seed and identity_id(record["config"]) == identity_id(study_config(cfg))
+    return record if same else None
 
 
 def run_job(cfg: DictConfig) -> float | None:

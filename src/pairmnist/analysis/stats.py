@@ -1,0 +1,148 @@
+"""Uncertainty of the study's numbers: confidence intervals and paired comparisons over seeds.
+
+Every function takes accuracies as fractions in [0, 1] and returns fractions too; the report
+turns them into percentage points for display. The seeds pair the runs: one seed gives every
+model the same training, validation and test pairs, so two groups are compared seed by seed
+on the seeds they share (a paired design), never as two independent samples.
+
+Distributions and tests come from ``scipy.stats``; the Holm adjustment is written out here
+(scipy has no Holm step-down procedure).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95  # confidence level of every interval, and 1 - the significance level of every test
+
+
+def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[float, float]:
+    """Student-t confidence interval of the mean: mean ± t(n-1, (1+level)/2) · s / sqrt(n).
+
+    Assumes the values are independent draws from a roughly normal distribution (here: one
+    value per seed). Source: Student (1908); any statistics textbook, e.g. Wasserman,
+    *All of Statistics*, §10.
+
+    Args:
+        values: (n,) sample, e.g. one test accuracy per seed.
+        level: coverage, 0.95 by default.
+
+    Returns:
+        (low, high); (nan, nan) for fewer than 2 values. A sample without spread gives (mean, mean).
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return math.nan, math.nan
+    mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+    half = float(stats.t.ppf((1 + level) / 2, df=len(x) - 1)) * sem
+    return mean - half, mean + half
+
+
+def binomial_se(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on ``n`` independent test items: sqrt(p(1-p)/n).
+
+    The test set's own sampling noise (binomial): how much a model's accuracy would move
+    from one draw of ``n`` test pairs to another, with nothing else changed.
+
+    Raises:
+        ValueError: ``n`` < 1 or ``accuracy`` outside [0, 1].
+    """
+    if n < 1 or not 0 <= accuracy <= 1:
+        raise ValueError(f"binomial_se needs n >= 1 and accuracy in [0, 1], got n={n}, accuracy={accuracy}")
+    return math.sqrt(accuracy * (1 - accuracy) / n)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The paired comparison of two groups, a and b, on the seeds they share (fractions).
+
+    Attributes:
+        n_seeds: number of shared seeds.
+        seeds: the shared seeds, ascending.
+        mean_diff: mean over shared seeds of acc_a - acc_b.
+        ci_low, ci_high: Student-t 95 % interval of that mean (:func:`t_interval` of the differences).
+        p_ttest: two-sided paired t-test p-value (``scipy.stats.ttest_rel``); nan when every
+            difference is the same (no spread to test against).
+        p_wilcoxon: two-sided Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``, exact
+            for small samples without ties); 1.0 when every difference is 0.
+        wins_a, wins_b, ties: seeds on which a is higher, b is higher, both equal.
+    """
+
+    n_seeds: int
+    seeds: tuple[int, ...]
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    p_ttest: float
+    p_wilcoxon: float
+    wins_a: int
+    wins_b: int
+    ties: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (``seeds`` as a space-separated string)."""
+        return {**asdict(self), "seeds": " ".join(map(str, self.seeds))}
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
+    """Compare two groups seed by seed, on the seeds both have.
+
+    Paired t-test: assumes the per-seed differences are roughly normal. Wilcoxon signed-rank:
+    assumes only that they are symmetric about their median; it is the check that does not
+    rest on normality. Both are two-sided. Sources: Student (1908); Wilcoxon (1945),
+    "Individual comparisons by ranking methods"; scipy.stats documentation.
+
+    Args:
+        a, b: seed -> accuracy (fraction) of each group.
+
+    Returns:
+        A :class:`Paired`, or None when the groups share fewer than 2 seeds (not comparable:
+        they are never compared as unpaired samples).
+    """
+    seeds = tuple(sorted(set(a) & set(b)))
+    if len(seeds) < 2:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    low, high = t_interval(d)
+    if np.all(d == d[0]):
+        p_t = math.nan
+    else:
+        p_t = float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
+    p_w = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
+    return Paired(
+        n_seeds=len(seeds),
+        seeds=seeds,
+        mean_diff=float(d.mean()),
+        ci_low=low,
+        ci_high=high,
+        p_ttest=p_t,
+        p_wilcoxon=p_w,
+        wins_a=int((d > 0).sum()),
+        wins_b=int((d < 0).sum()),
+        ties=int((d == 0).sum()),
+    )
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for the number of tests made together.
+
+    Sort the m p-values ascending; the k-th smallest (k = 0..m-1) becomes
+    max over j <= k of min(1, (m - j) · p_(j)). Controls the family-wise error rate without
+    assuming independence. Source: S. Holm (1979), "A simple sequentially rejective multiple
+    test procedure", Scand. J. Statist. 6:65-70. NaN p-values stay NaN and do not count in m.
+
+    Returns:
+        The adjusted p-values, in the input order.
+    """
+    order = [i for i in sorted(range(len(p_values)), key=lambda i: p_values[i]) if not math.isnan(p_values[i])]
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
