@@ -108,7 +108,7 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     groups = df.drop_duplicates("identity").set_index("identity")
     keys, seen = ["model"], []
     for col in (c for c in df.columns if "." in c):  # the flattened config: model.lr, data.n_pairs, ...
-        values = groups[col].astype(str)
+        values = groups[col].map(repr)  # None and NaN are values too
         if values.nunique() < 2 or any(values.equals(v) for v in seen):
             continue
         if col.split(".")[-1] in INSTANTIATION_KEYS and groups.groupby("model")[col].nunique(dropna=False).max() < 2:

@@ -64,21 +64,20 @@ class ValidateConfig(Callback):
 class WriteReport(Callback):
     """At the end of every multirun, write the report (:mod:`pairmnist.analysis.report`) in the sweep folder.
 
-    Prints the summary table. If any job failed or left no result, the command then exits
-    with status 1 and names them (their results are still summarised).
+    Prints the report (for a grid, the validation ranking first). If any job failed or left
+    no result, the command then exits with status 1 and names them (their results are still
+    summarised).
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pairmnist.analysis.report import write_report  # pandas and matplotlib only once the sweep is done
+        from pairmnist.analysis.report import console_text, write_report  # pandas, matplotlib: only at the end
 
         sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
         try:
             report = write_report(sweep_dir)
         except FileNotFoundError as e:
             _exit(f"report: {e}")
-        print(report.markdown, flush=True)
-        if report.ranking:
-            print(report.ranking, flush=True)
+        print(console_text(report), flush=True)
         print(f"report written to {sweep_dir}: " + ", ".join(f.name for f in report.files), flush=True)
         if report.jobs.failed:
             names = ", ".join(report.jobs.failed)
