@@ -61,16 +61,25 @@ def collect(root: str | Path) -> Jobs:
     """
     root = Path(root)
     markers = (*root.rglob(".hydra"), *root.rglob(METRICS_FILE), *root.rglob(ERROR_FILE))
-    jobs = Jobs()
-    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    records, failed = [], {}
     for folder in sorted({m.parent for m in markers}):
         name = folder.relative_to(root).as_posix() if folder != root else folder.name
         try:
-            record = {**load_record(folder), "job": name}
+            records.append({**load_record(folder), "job": name})
         except JobNotDone as e:
-            jobs.failed[name] = str(e)
-            continue
-        record["identity"] = identity_id(record["config"])
+            failed[name] = str(e)
+    return dedupe(records, failed)
+
+
+def dedupe(records: list[dict[str, Any]], failed: dict[str, str] | None = None) -> Jobs:
+    """Keep one record per (identity, seed): the newest ``finished`` (the later ``job`` on a tie).
+
+    Each record gets ``identity``, recomputed from its config (:func:`pairmnist.jobs.identity.identity_id`).
+    """
+    jobs = Jobs(failed=dict(failed or {}))
+    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: r["job"]):
+        record = {**record, "identity": identity_id(record["config"])}
         key = (record["identity"], int(record["seed"]))
         if key in kept:
             older, newer = sorted([kept[key], record], key=lambda r: str(r.get("finished", "")))
@@ -280,9 +289,22 @@ def comparisons(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> pd.
 
 
 COMPARISON_COLUMNS = [
-    "a", "b", "n_seeds", "seeds", "diff_points", "ci_low_points", "ci_high_points", "p_ttest", "p_wilcoxon",
-    "wins_a", "wins_b", "ties", "identity_a", "identity_b", "note",
-]  # fmt: skip
+    "a",
+    "b",
+    "n_seeds",
+    "seeds",
+    "diff_points",
+    "ci_low_points",
+    "ci_high_points",
+    "p_ttest",
+    "p_wilcoxon",
+    "wins_a",
+    "wins_b",
+    "ties",
+    "identity_a",
+    "identity_b",
+    "note",
+]
 
 
 def comparison_table(table: pd.DataFrame) -> str:
@@ -308,14 +330,14 @@ def comparison_table(table: pd.DataFrame) -> str:
 
 
 def summary_markdown(
-    summary: pd.DataFrame, keys: list[str], compared: pd.DataFrame, jobs: Jobs, root: Path, ranking: str = ""
+    summary: pd.DataFrame, keys: list[str], compared: pd.DataFrame, jobs: Jobs, title: str, ranking: str = ""
 ) -> str:
     """summary.md: the validation ranking first for a grid, then the groups, the paired
     comparisons, the duplicates set aside and the failed jobs."""
     n_ok = int(summary.n_runs.sum())
     text = [ranking, "---", ""] if ranking else []
     text += [
-        f"# Study summary: {root.name}",
+        f"# Study summary: {title}",
         "",
         f"Finished jobs: {n_ok}, in {len(summary)} group(s) (one per identity: the resolved config "
         "without the seed). Test accuracy in percent after the final epoch: mean ± sample std over the "
@@ -356,11 +378,12 @@ def _group_runs(df: pd.DataFrame, summary: pd.DataFrame) -> list[pd.DataFrame]:
     return [df[df["group"] == g] for g in summary["group"]]
 
 
-def curves_figure(records: list[dict[str, Any]], df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> Figure:
+def curves_figure(report: Report) -> Figure:
     """Training loss and validation accuracy per epoch: mean over seeds with a ±1 std band."""
+    df, summary, keys = report.df, report.summary, report.keys
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    by_job = {r["job"]: r["history"] for r in records}
+    by_job = {r["job"]: r["history"] for r in report.jobs.records}
     for label, runs in zip(group_labels(summary, keys), _group_runs(df, summary), strict=True):
         for ax, key, scale in ((axes[0], "train_loss", 1), (axes[1], "val_acc", 100)):
             curves = [np.asarray(by_job[j][key], dtype=float) * scale for j in runs["job"]]
@@ -381,12 +404,13 @@ def curves_figure(records: list[dict[str, Any]], df: pd.DataFrame, summary: pd.D
     return fig
 
 
-def test_acc_figure(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> Figure:
+def test_acc_figure(report: Report) -> Figure:
     """Final test accuracy per group: a box plot, each seed a point, a thin line per seed across groups.
 
     The lines show the pairing: a seed gives every group the same data, so a line that rises
     from one group to the next is that seed's paired difference.
     """
+    df, summary, keys = report.df, report.summary, report.keys
     labels = group_labels(summary, keys, sep="\n")
     fig = Figure(figsize=(max(5, 1.4 * len(labels) + 2), 4.5), layout="constrained")
     ax = fig.subplots()
@@ -414,7 +438,7 @@ def untrained_head(record: dict[str, Any]) -> bool:
 
 
 def ranking_markdown(
-    ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str], chosen: dict, root: Path, untrained: set[int]
+    ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str], chosen: dict, title: str, untrained: set[int]
 ) -> str:
     """ranking.md: each tuned model's groups by mean validation accuracy, and the winner.
 
@@ -425,7 +449,7 @@ def ranking_markdown(
     """
     table = ranked.merge(summary[["group", "test_acc_mean", "test_acc_std"]], on="group", how="left")
     text = [
-        f"# Hyperparameter ranking: {root.name}",
+        f"# Hyperparameter ranking: {title}",
         "",
         "Groups ranked by mean validation accuracy over their seeds (validation pairs come from MNIST "
         "training images the training pairs do not use). 'vs winner' compares each group's validation "
@@ -459,15 +483,50 @@ def ranking_markdown(
 
 @dataclass
 class Report:
-    """What :func:`write_report` produced (``best`` is empty when no model was tuned)."""
+    """The analysis of a set of jobs (``best`` is empty when no model was tuned).
 
+    Attributes:
+        df: one row per job (:func:`job_table`) with its ``group``.
+        keys: the group columns (:func:`group_keys`).
+        summary: one row per group (:func:`summarize`).
+        comparisons: paired comparisons (:func:`comparisons`).
+        markdown: summary.md's text.
+        files: the files written (empty until :func:`write_report` writes them).
+    """
+
+    jobs: Jobs
+    df: pd.DataFrame
+    keys: list[str]
     summary: pd.DataFrame
     comparisons: pd.DataFrame
     markdown: str
-    jobs: Jobs
-    files: list[Path]
     best: dict[str, dict[str, Any]] = field(default_factory=dict)
     ranking: str = ""
+    files: list[Path] = field(default_factory=list)
+
+
+def analyse(jobs: Jobs, title: str) -> Report:
+    """Group, summarise, compare and (for a grid) rank the finished jobs; writes nothing.
+
+    Raises:
+        FileNotFoundError: no finished job.
+    """
+    if not jobs.records:
+        failed = f"; {len(jobs.failed)} without a result" if jobs.failed else ""
+        raise FileNotFoundError(f"no finished job (metrics.json) under {title}{failed}")
+    records = {r["job"]: r for r in jobs.records}
+    df = job_table(jobs.records)
+    keys = group_keys(df)
+    summary = summarize(df, keys)
+    compared = comparisons(df, summary, keys)
+    val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
+    ranked = versus_winner(rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
+    newest = df.sort_values("job").groupby("group").last()
+    chosen = best(ranked, newest["overrides"].to_dict(), summary.set_index("group")["identity"].to_dict())
+    untrained = {int(g) for g, job in zip(df["group"], df["job"], strict=True) if untrained_head(records[job])}
+    ranking = ranking_markdown(ranked, summary, keys, chosen, title, untrained) if chosen else ""
+    markdown = summary_markdown(summary, keys, compared, jobs, title, ranking)
+    return Report(jobs, df, keys, summary, compared, markdown, chosen, ranking)
 
 
 def write_report(root: str | Path) -> Report:
@@ -480,41 +539,23 @@ def write_report(root: str | Path) -> Report:
 
     Raises:
         FileNotFoundError: ``root`` holds no job folder with a result.
-        OSError: a report file cannot be written (the message names it).
+        OSError: a report file cannot be written.
     """
     root = Path(root)
-    jobs = collect(root)
-    if not jobs.records:
-        failed = f"; {len(jobs.failed)} without a result" if jobs.failed else ""
-        raise FileNotFoundError(f"no finished job (metrics.json) under {root}{failed}")
-    records = {r["job"]: r for r in jobs.records}
-    df = job_table(jobs.records)
-    keys = group_keys(df)
-    summary = summarize(df, keys)
-    compared = comparisons(df, summary, keys)
-    val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
-    ranked = versus_winner(rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
-    newest = df.sort_values("job").groupby("group").last()
-    chosen = best(ranked, newest["overrides"].to_dict(), summary.set_index("group")["identity"].to_dict())
-    untrained = {int(g) for g, job in zip(df["group"], df["job"], strict=True) if untrained_head(records[job])}
-    ranking = ranking_markdown(ranked, summary, keys, chosen, root, untrained) if chosen else ""
-    markdown = summary_markdown(summary, keys, compared, jobs, root, ranking)
-    report = Report(summary, compared, markdown, jobs, [root / f for f in REPORT_FILES], chosen, ranking)
+    report = analyse(collect(root), root.name)
     with atomic_path(root / "summary.csv") as tmp:
-        summary.drop(columns="group").to_csv(tmp, index=False)
+        report.summary.drop(columns="group").to_csv(tmp, index=False)
     with atomic_path(root / "comparisons.csv") as tmp:
-        compared.to_csv(tmp, index=False)
-    write_text(root / "summary.md", markdown)
-    for name, fig in (
-        ("curves.png", curves_figure(jobs.records, df, summary, keys)),
-        ("test_acc.png", test_acc_figure(df, summary, keys)),
-    ):
+        report.comparisons.to_csv(tmp, index=False)
+    write_text(root / "summary.md", report.markdown)
+    for name, fig in (("curves.png", curves_figure(report)), ("test_acc.png", test_acc_figure(report))):
         with atomic_path(root / name) as tmp:
             fig.savefig(tmp, dpi=120)
-    if chosen:
-        write_text(root / "ranking.md", ranking)
+    report.files = [root / f for f in REPORT_FILES]
+    if report.best:
+        write_text(root / "ranking.md", report.ranking)
         header = "# Best settings per model, selected on mean validation accuracy (test accuracy not used).\n"
-        write_text(root / "best.yaml", header + yaml.safe_dump(chosen, sort_keys=False, allow_unicode=True))
+        write_text(root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True))
         report.files += [root / f for f in SELECTION_FILES]
     return report
 
@@ -533,18 +574,52 @@ def console_text(report: Report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python src/report.py <folder>``: write the report and print it."""
+    """``python src/report.py <folder>`` and its results commands (``--help``); returns the exit status."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="Summarise the jobs of a sweep (or several) in tables and figures.")
-    parser.add_argument("folder", type=Path, help="a multirun folder, e.g. outputs/multirun/<timestamp>, or a parent")
+    from pairmnist.analysis import results
+
+    parser = argparse.ArgumentParser(
+        description="Summarise the jobs of a sweep (or several) in tables and figures; or, with --results, "
+        "--compare or --store, work with the stored records behind the README."
+    )
+    parser.add_argument(
+        "folder", type=Path, nargs="?", help="a multirun folder (outputs/multirun/<timestamp>) or a parent"
+    )
+    parser.add_argument(
+        "--results", type=Path, metavar="DIR", help="stored records (docs/results) -> DIR/../RESULTS.md"
+    )
+    parser.add_argument("--readme", type=Path, help="with --results: also regenerate this README's results block")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("FRESH", "STORED"), help="fresh records vs stored")
+    parser.add_argument("--store", nargs=2, type=Path, metavar=("SWEEP", "INTO"), help="sweep folder -> records")
+    parser.add_argument("--title", default="", help="with --store: the sweep's heading in RESULTS.md")
+    parser.add_argument("--command", default="", help="with --store: the command that made the sweep")
+    parser.add_argument("--seconds", type=float, default=0.0, help="with --store: its wall-clock seconds")
+    parser.add_argument("--order", type=int, default=0, help="with --store: its place in RESULTS.md")
+    parser.add_argument("--versus", action="append", default=[], help="with --store: <model>=<sweep>:<model there>")
     args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        parser.error(f"{args.folder} is not a folder")
+    if sum(x is not None for x in (args.folder, args.results, args.compare, args.store)) != 1:
+        parser.error("give one of: <folder>, --results DIR, --compare FRESH STORED, --store SWEEP INTO")
     try:
-        report = write_report(args.folder)
-    except FileNotFoundError as e:
+        if args.results:
+            print("wrote " + ", ".join(map(str, results.write_results(args.results, args.readme))))
+        elif args.compare:
+            table, agree = results.compare(*args.compare)
+            print(table)
+            print(
+                "every fresh mean lies within the stored 95 % CI"
+                if agree
+                else "SOME fresh means lie outside the stored 95 % CI"
+            )
+        elif args.store:
+            into = results.store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)
+            print(f"stored {into}")
+        else:
+            if not args.folder.is_dir():
+                parser.error(f"{args.folder} is not a folder")
+            report = write_report(args.folder)
+            print(console_text(report))
+            print("wrote " + ", ".join(str(f) for f in report.files))
+    except (FileNotFoundError, ValueError, OSError) as e:
         parser.exit(1, f"error: {e}\n")
-    print(console_text(report))
-    print("wrote " + ", ".join(str(f) for f in report.files))
     return 0

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Reproduce every sweep behind the README's numbers, store their records and regenerate the results.
+#
+#   bash scripts/reproduce.sh [--out DIR] [PART ...] [-- OVERRIDE ...]
+#
+# PART: study ablation digits grids plus (the default: all five), or plus_grids (the two
+# validation grids that chose siamese_plus's settings: about 35 minutes more, run only when named).
+# Each sweep runs with the parallel launcher (hydra/launcher=joblib) into DIR/sweeps/<name>; its
+# records go to DIR/results/<name> (jobs.jsonl + sweep.json) and DIR/RESULTS.md is regenerated.
+# DIR defaults to outputs/reproduce/<timestamp>; the sweep folders always go there. To compare with the stored records:
+#   python src/report.py --compare DIR/results docs/results
+# To replace the stored records (maintainers): --out docs, then commit docs/ and README.md.
+# OVERRIDEs after -- go to every sweep (e.g. -- debug=tiny for a quick check of the script).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work="outputs/reproduce/$(date +%Y-%m-%d_%H-%M-%S)"  # the sweeps themselves (checkpoints, events)
+out="$work"
+parts=()
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="${2:?--out needs a folder}"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; extra=("$@"); break ;;
+    study|ablation|digits|grids|plus|plus_grids) parts+=("$1"); shift ;;
+    *) echo "reproduce.sh: unknown part '$1' (allowed: study ablation digits grids plus plus_grids)" >&2; exit 2 ;;
+  esac
+done
+[ ${#parts[@]} -gt 0 ] || parts=(study ablation digits grids plus)
+python=${PYTHON:-python}
+order=0
+
+# words ARG...: the arguments as one line a shell reads back the same (single quotes where needed).
+words() {
+  local w line=()
+  for w in "$@"; do
+    if [[ $w =~ ^[A-Za-z0-9_=.,/:+@-]+$ ]]; then line+=("$w"); else line+=("'${w//\'/\'\\\'\'}'"); fi
+  done
+  echo "${line[*]}"
+}
+
+# sweep NAME TITLE VERSUS COMMAND...: run one multirun, then store its records.
+sweep() {
+  local name=$1 title=$2 versus=$3; shift 3
+  local dir="$work/sweeps/$name" start end
+  order=$((order + 1))
+  echo "== $name: python src/run.py -m $*"
+  start=$EPOCHREALTIME
+  "$python" src/run.py -m "$@" "${extra[@]}" hydra/launcher=joblib "hydra.sweep.dir=$dir"
+  end=$EPOCHREALTIME
+  local args=(--store "$dir" "$out/results/$name" --title "$title" --order "$order"
+              --command "python src/run.py -m $(words "$@" "${extra[@]}")"
+              --seconds "$(awk "BEGIN { print $end - $start }")")
+  [ -z "$versus" ] || args+=(--versus "$versus")
+  "$python" src/report.py "${args[@]}"
+}
+
+# best NAME GRID MODEL TITLE VERSUS: evaluate a grid's winner (its best.yaml command) on seeds 0-9.
+best() {
+  local name=$1 grid=$2 model=$3 title=$4 versus=$5
+  local words
+  words=$("$python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))[sys.argv[2]]["command"])' \
+    "$work/sweeps/$grid/best.yaml" "$model")
+  eval "set -- ${words#python src/run.py -m }"  # the command exactly as best.yaml prints it
+  sweep "$name" "$title" "$versus" "$@"
+}
+
+for part in "${parts[@]}"; do
+  case "$part" in
+    study) sweep study "the study: shallow, twin, siamese with the original report's settings" "" \
+             model=shallow,twin,siamese 'seed=range(10)' ;;
+    ablation) sweep ablation "the 2 x 2 ablation: weight sharing x auxiliary loss" "" experiment=ablation ;;
+    digits) sweep digits "siamese with the digits head (aux_weight 1)" "siamese=study:siamese" \
+              model=siamese model.head=digits model.aux_weight=1 'seed=range(10)' ;;
+    grids)
+      sweep shallow_grid "validation grid of the shallow net (tuning seeds)" "" hparams_search=shallow_grid model=shallow
+      sweep siamese_grid "validation grid of the siamese net (tuning seeds)" "" hparams_search=deep_grid model=siamese
+      sweep twin_grid "validation grid of the twin net (tuning seeds)" "" hparams_search=deep_grid model=twin
+      best shallow_best shallow_grid shallow "the shallow grid's winner on seeds 0-9" "shallow=study:shallow"
+      best siamese_best siamese_grid siamese "the siamese grid's winner on seeds 0-9" "siamese=study:siamese"
+      best twin_best twin_grid twin "the twin grid's winner on seeds 0-9" "twin=study:twin" ;;
+    plus) sweep siamese_plus "siamese_plus under the strict protocol" "siamese_plus=study:siamese" \
+            model=siamese_plus 'seed=range(10)' ;;
+    plus_grids)
+      sweep plus_grid "siamese_plus grid, stage 1 (tuning seeds)" "" hparams_search=plus_grid model=siamese_plus
+      sweep plus_grid2 "siamese_plus grid, stage 2 (tuning seeds)" "" hparams_search=plus_grid2 model=siamese_plus ;;
+  esac
+done
+
+readme=()
+[ "$out" != docs ] || readme=(--readme README.md)
+"$python" src/report.py --results "$out/results" "${readme[@]}"
+echo "records: $out/results; results: $out/RESULTS.md"
+echo "compare with the stored ones: python src/report.py --compare $out/results docs/results"
