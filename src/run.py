@@ -20,10 +20,11 @@ warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is valida
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Run one job; returns its final validation accuracy (for sweepers)."""
+    """Run one job (one run per seed of ``tuning_seeds`` when set); returns its final validation accuracy."""
     from pairmnist.jobs.job import run_job  # torch and Lightning load only once the config is valid
+    from pairmnist.jobs.tuning import run_seeds
 
-    return run_job(cfg)
+    return run_seeds(cfg, run_job)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pandas as pd
-from conftest import TINY
+import yaml
+from conftest import CONF, TINY
+from hydra import compose, initialize_config_dir
+
+from pairmnist.jobs.identity import identity_id
+from pairmnist.jobs.naming import study_config
 
 
 def test_multirun_two_models_two_seeds_ends_with_the_report(run_cli, tmp_path):
@@ -21,3 +27,26 @@ def test_multirun_two_models_two_seeds_ends_with_the_report(run_cli, tmp_path):
     assert sorted(summary.model) == ["shallow", "siamese"] and summary.n_runs.tolist() == [2, 2]
     assert all((sweep / f).stat().st_size > 0 for f in ("summary.md", "curves.png", "test_acc.png"))
     assert "| shallow |" in proc.stdout  # the table is printed
+
+
+def test_optuna_search_survives_a_diverging_trial_and_selects_on_validation(run_cli, tmp_path):
+    sweep = tmp_path / "search"
+    proc = run_cli(
+        "-m", "hparams_search=deep_optuna", "model=siamese", "hydra.sweeper.n_trials=6", "tuning_seeds=[1000,1001]",
+        "model.lr=choice(1e-3,1e30)", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}", *TINY, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "training diverged (model.lr=1e+30)" in output  # recorded, not hidden
+    assert "Failed experiment" in output  # Optuna's FAIL state for that trial
+    trials = [p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
+    assert len(trials) >= 2  # the search went on after the diverged trial (equal trials share a folder)
+    best = yaml.safe_load((sweep / "best.yaml").read_text())["siamese"]
+    assert "model.lr=0.001" in best["overrides"] and best["command"] in proc.stdout
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/seed*/metrics.json")]
+    winner = [r for r in records if identity_id(r["config"]) == best["identity"]]
+    assert sorted(r["seed"] for r in winner) == [1000, 1001]
+    objective = yaml.safe_load((sweep / "optimization_results.yaml").read_text())["best_value"]
+    assert objective == sum(r["val_acc"] for r in winner) / 2  # the mean validation accuracy, no test data
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        again = compose("config", overrides=[*shlex.split(best["command"])[3:-1], "seed=0"])
+    assert identity_id(study_config(again)) == best["identity"]  # the printed command re-runs the winner

@@ -55,14 +55,18 @@ class Jobs:
 def collect(root: str | Path) -> Jobs:
     """Find every job folder under ``root`` (one sweep, several sweeps, or a single job).
 
-    A job folder is one holding Hydra's ``.hydra/``, a ``metrics.json`` or an ``error.txt``.
+    A job folder is one holding a ``metrics.json`` or an ``error.txt``, or Hydra's ``.hydra/``
+    without job folders below it (a search trial's ``seed<N>/`` runs are its jobs).
     A job whose identity and seed were already seen counts once: the newest ``finished`` is
     kept (the later folder name on a tie), the others are listed in ``duplicates``.
     """
     root = Path(root)
-    markers = (*root.rglob(".hydra"), *root.rglob(METRICS_FILE), *root.rglob(ERROR_FILE))
+    done = {m.parent for m in (*root.rglob(METRICS_FILE), *root.rglob(ERROR_FILE))}
+    started = {m.parent for m in root.rglob(".hydra")}
+    # A search trial's folder holds one run per tuning seed (seed<N>/): those are its jobs.
+    started = {f for f in started if not any(f in d.parents for d in done)}
     records, failed = [], {}
-    for folder in sorted({m.parent for m in markers}):
+    for folder in sorted(done | started):
         name = folder.relative_to(root).as_posix() if folder != root else folder.name
         try:
             records.append({**load_record(folder), "job": name})

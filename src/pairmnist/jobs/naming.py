@@ -28,7 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pairmnist.jobs.identity import STUDY_KEYS, identity_id
 
 # Keys a sweep sets for all its jobs, or that only pick other overrides (never a job's setting).
-SWEEP_KEYS = ("seed", "resume", "hparams_search", "experiment")
+SWEEP_KEYS = ("seed", "tuning_seeds", "resume", "hparams_search", "experiment")
 # Groups that do not change what a job computes (the key and everything below it).
 BOOKKEEPING_GROUPS = ("paths", "hydra", "callbacks", "logger")
 MAX_NAME = 100  # characters of a job folder's name; far below file systems' 255-byte limit
@@ -66,7 +66,13 @@ def study_config(cfg: DictConfig) -> dict[str, Any]:
     return {"seed": cfg.seed, **{k: OmegaConf.to_container(cfg[k], resolve=True) for k in STUDY_KEYS if k in cfg}}
 
 
-def readable_name(model: str, seed: int, overrides: Iterable[str], root: DictConfig) -> str:
+def seed_label(root: DictConfig) -> str:
+    """``seed<seed>``, or ``seeds<first>-<last>`` for a job that trains its ``tuning_seeds``."""
+    seeds = root.get("tuning_seeds")
+    return f"seeds{seeds[0]}-{seeds[-1]}" if seeds else f"seed{root.seed}"
+
+
+def readable_name(model: str, overrides: Iterable[str], root: DictConfig) -> str:
     """``<model>[_<key><value>...]_seed<seed>``, keys sorted, values read from the resolved config.
 
     ``<key>`` is the key's last part (``model.lr`` -> ``lr``), or the whole key when two of the
@@ -82,29 +88,29 @@ def readable_name(model: str, seed: int, overrides: Iterable[str], root: DictCon
             value = OmegaConf.to_container(value, resolve=True)
         label = short if last.count(short) == 1 else key
         parts.append(re.sub(r"[^\w.+\-]+", "-", f"{label}{value_text(value)}").strip("-"))
-    return "_".join([*parts, f"seed{seed}"])
+    return "_".join([*parts, seed_label(root)])
 
 
-def _folder_job(folder: Path) -> tuple[str, int] | None:
-    """(identity id, seed) of the job in ``folder``: from metrics.json, else from .hydra/config.yaml."""
+def _folder_job(folder: Path) -> tuple[str, str] | None:
+    """(identity id, seed label) of the job in ``folder``: from metrics.json, else from .hydra/config.yaml."""
     try:
         if (folder / METRICS_FILE).is_file():
             config = json.loads((folder / METRICS_FILE).read_text())["config"]
-            return identity_id(config), int(config["seed"])
+            return identity_id(config), f"seed{config['seed']}"
         saved = folder / ".hydra" / "config.yaml"
         if saved.is_file():
             root = OmegaConf.load(saved)
-            return identity_id(study_config(root)), int(root.seed)
+            return identity_id(study_config(root)), seed_label(root)
     except Exception:  # unreadable, foreign or half-written: not a job this name can reuse
         return None
     return None
 
 
-_seen: dict[Path, tuple[int, tuple[str, int] | None]] = {}  # folder -> (mtime_ns, job): one read per change
+_seen: dict[Path, tuple[int, tuple[str, str] | None]] = {}  # folder -> (mtime_ns, job): one read per change
 
 
-def _jobs_in(sweep_dir: Path) -> dict[str, tuple[str, int] | None]:
-    """Each subfolder's name -> (identity id, seed) of its job, or None."""
+def _jobs_in(sweep_dir: Path) -> dict[str, tuple[str, str] | None]:
+    """Each subfolder's name -> (identity id, seed label) of its job, or None."""
     found = {}
     for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()) if sweep_dir.is_dir() else []:
         stamp = max((f.stat().st_mtime_ns for f in (folder / METRICS_FILE, folder / ".hydra") if f.exists()), default=0)
@@ -114,27 +120,26 @@ def _jobs_in(sweep_dir: Path) -> dict[str, tuple[str, int] | None]:
     return found
 
 
-def job_name(model: str, seed: int, overrides: Iterable[str], _root_: DictConfig) -> str:
+def job_name(model: str, overrides: Iterable[str], _root_: DictConfig) -> str:
     """The folder name of a job of a multirun (see the module docstring for the rules).
 
     Args:
         model: the model group's choice (``hydra.runtime.choices.model``).
-        seed: the job's seed.
         overrides: the job's command-line overrides (``hydra.overrides.task``).
         _root_: the job's whole composed config (passed by OmegaConf).
     """
-    job = (identity_id(study_config(_root_)), int(seed))
+    job = (identity_id(study_config(_root_)), seed_label(_root_))
     existing = _jobs_in(Path(str(OmegaConf.select(_root_, "hydra.sweep.dir", default="."))))
     for name, other in existing.items():
         if other == job:
             return name
-    name = readable_name(model, seed, overrides, _root_)
+    name = readable_name(model, overrides, _root_)
     if len(name) > MAX_NAME or name in existing:
-        name = f"{model}_{job[0]}_seed{seed}"
+        name = f"{model}_{job[0]}_{job[1]}"
     return name
 
 
 def register() -> None:
-    """Register ``${job_name:model,seed,overrides}`` (idempotent; the whole config comes as ``_root_``)."""
+    """Register ``${job_name:model,overrides}`` (idempotent; the whole config comes as ``_root_``)."""
     if not OmegaConf.has_resolver("job_name"):
         OmegaConf.register_new_resolver("job_name", job_name, use_cache=False)
