@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pairmnist.data import PairMNISTDataModule, PairSet
-from pairmnist.data.augment import random_shift, swap_pairs
+from pairmnist.data.augment import mix_digits, random_affine, random_shift, swap_pairs
 
 
 def test_swap_recomputes_targets_including_ties():
@@ -47,8 +47,35 @@ def test_augmentation_never_touches_validation_or_test(data_dir):
 
 def test_unknown_augment_key_is_refused(data_dir):
     try:
-        PairMNISTDataModule(n_pairs=10, n_val_pairs=5, data_dir=str(data_dir), augment={"rotate": 10})
+        PairMNISTDataModule(n_pairs=10, n_val_pairs=5, data_dir=str(data_dir), augment={"flip": True})
     except ValueError as e:
         assert "data.augment" in str(e) and "swap" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_random_affine_gives_each_digit_its_own_rotation_and_keeps_the_background():
+    x = torch.zeros(4, 2, 14, 14)
+    x[:, :, 3:11, 6:8] = 1.0  # the same vertical bar in every image
+    g = torch.Generator().manual_seed(0)
+    out = random_affine(x - 0.5, 20, 0.1, -0.5, g) + 0.5  # background -0.5 before the shift back
+    assert out.shape == x.shape and torch.equal(random_affine(x, 0, 0, 0.0, g), x)
+    assert out[:, :, 0, :].abs().max() < 1e-6 and out[:, :, :, 0].abs().max() < 1e-6  # background stays
+    flat = out.flatten(2)
+    assert len({tuple(v.round(decimals=4).tolist()) for v in flat.flatten(0, 1)}) == 8  # 8 different distortions
+    assert torch.allclose(flat.sum(-1), x.flatten(2).sum(-1), rtol=0.3)  # about the same ink
+    again = random_affine(x - 0.5, 20, 0.1, -0.5, torch.Generator().manual_seed(0)) + 0.5
+    assert torch.equal(again, out)  # drawn from the generator only
+
+
+def test_mix_digits_repairs_with_the_batch_own_digits_and_recomputes_targets():
+    classes = torch.tensor([[0, 9], [5, 1], [3, 3], [7, 2], [4, 8], [6, 0]])
+    x = classes.float()[:, :, None, None].expand(6, 2, 14, 14).clone()  # image value = its class
+    g = torch.Generator().manual_seed(1)
+    mixed, target, new = mix_digits(x, classes, 1.0, g)
+    assert torch.equal(mixed[:, 0], x[:, 0]) and torch.equal(new[:, 0], classes[:, 0])  # first digits stay
+    assert torch.equal(mixed[:, 1, 0, 0].long(), new[:, 1])  # images and classes move together
+    assert sorted(new[:, 1].tolist()) == sorted(classes[:, 1].tolist())  # the batch's own second digits
+    assert torch.equal(target, (new[:, 0] <= new[:, 1]).long()) and not torch.equal(new, classes)
+    same = mix_digits(x, classes, 0.0, g)
+    assert torch.equal(same[0], x) and torch.equal(same[2], classes)

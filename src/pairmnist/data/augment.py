@@ -1,6 +1,11 @@
-"""Training-set augmentation: swapped pairs and random shifts. Never applied to validation or test."""
+"""Training-set augmentation: swapped pairs, random shifts, rotations and scalings, re-paired digits.
+
+Never applied to validation or test data.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -48,3 +53,63 @@ def random_shift(x: torch.Tensor, max_shift: int, fill: float, generator: torch.
     ni = torch.arange(n, device=x.device)[:, None, None, None]
     ci = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[ni, ci, rows, cols]
+
+
+def random_affine(
+    x: torch.Tensor, degrees: float, scale: float, fill: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Rotate and scale every image by its own random amount about its centre (bilinear resampling).
+
+    Each image gets an angle uniform in [-degrees, degrees] and a zoom factor uniform in
+    [1 - scale, 1 + scale]; pixels brought in from outside take ``fill`` (the background).
+    Small rotations and scalings are the classic label-preserving distortions of handwritten
+    digits (Simard, Steinkraus & Platt 2003, "Best practices for convolutional neural networks
+    applied to visual document analysis"). Parameters are drawn on the CPU from ``generator``.
+
+    Args:
+        x: (N, C, H, W) float32 images (each of the C channels is its own digit).
+        degrees: largest rotation, in degrees; 0 and ``scale`` 0 return ``x``.
+        scale: largest relative change of size, a fraction (0.1: 90 % to 110 %).
+
+    Returns:
+        (N, C, H, W) float32, on ``x``'s device.
+    """
+    if degrees == 0 and scale == 0:
+        return x
+    n, c, h, w = x.shape
+    angles = (torch.rand(n * c, generator=generator) * 2 - 1) * math.radians(degrees)
+    zooms = 1 + (torch.rand(n * c, generator=generator) * 2 - 1) * scale
+    cos, sin = torch.cos(angles) / zooms, torch.sin(angles) / zooms  # output -> input coordinates
+    zeros = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1).to(x.device)
+    grid = F.affine_grid(theta, [n * c, 1, h, w], align_corners=False)
+    moved = F.grid_sample(x.reshape(n * c, 1, h, w) - fill, grid, mode="bilinear", align_corners=False)
+    return (moved + fill).reshape(n, c, h, w)
+
+
+def mix_digits(
+    x: torch.Tensor, classes: torch.Tensor, fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """New pairs from the batch's own digits: for a ``fraction`` of the pairs, the second digit is
+    replaced by the second digit of another pair of the batch, and the target recomputed.
+
+    Uses only training images and their labels (the classes of both digits are known), so the
+    protocol's data stays the same 1000 training pairs; the net sees more combinations of them.
+
+    Args:
+        x: (B, 2, H, W) float32 pairs.
+        classes: (B, 2) int64 digit classes.
+        fraction: share of the batch's pairs re-paired, in [0, 1]; 0 returns the batch unchanged.
+
+    Returns:
+        (input (B, 2, H, W) float32, target (B,) int64, classes (B, 2) int64).
+    """
+    target = (classes[:, 0] <= classes[:, 1]).long()
+    if fraction == 0:
+        return x, target, classes
+    b = x.shape[0]
+    chosen = torch.randperm(b, generator=generator)[: round(fraction * b)].to(x.device)
+    partner = torch.randperm(b, generator=generator).to(x.device)[chosen]
+    x, classes = x.clone(), classes.clone()
+    x[chosen, 1], classes[chosen, 1] = x[partner, 1], classes[partner, 1]
+    return x, (classes[:, 0] <= classes[:, 1]).long(), classes

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from pairmnist.data.augment import random_shift, swap_pairs
+from pairmnist.data.augment import mix_digits, random_affine, random_shift, swap_pairs
 from pairmnist.data.mnist import load_mnist
 from pairmnist.data.pairs import PairSet, check_sizes, make_pair_splits
 
@@ -62,8 +62,10 @@ class PairMNISTDataModule(pl.LightningDataModule):
         augment: training-set augmentation, off by default (:mod:`pairmnist.data.augment`):
             ``swap`` (bool) adds every training pair with its digits swapped (2N pairs);
             ``shift`` (int k) translates each training image by up to k pixels, drawn anew
-            every epoch from a generator seeded with ``seed``. Validation and test data are
-            never augmented.
+            every epoch from a generator seeded with ``seed``; ``rotate`` (degrees) and ``scale``
+            (fraction) rotate and zoom each training digit by its own random amount; ``mix``
+            (fraction) re-pairs that share of each batch's pairs with the batch's own digits
+            (:mod:`pairmnist.data.augment`). Validation and test data are never augmented.
 
     Raises:
         ValueError: sizes the MNIST splits cannot hold, a batch size < 1, an unknown
@@ -95,8 +97,13 @@ class PairMNISTDataModule(pl.LightningDataModule):
         self.normalize, self.num_workers = normalize, num_workers
         augment = dict(augment or {})
         self.swap, self.shift = bool(augment.pop("swap", False)), int(augment.pop("shift", 0))
-        if augment or self.shift < 0:
-            raise ValueError(f"data.augment={augment or {'shift': self.shift}}: allowed keys swap (bool), shift (int >= 0)")
+        self.rotate, self.scale = float(augment.pop("rotate", 0)), float(augment.pop("scale", 0))
+        self.mix = float(augment.pop("mix", 0))
+        if augment or self.shift < 0 or self.rotate < 0 or not 0 <= self.scale < 1 or not 0 <= self.mix <= 1:
+            raise ValueError(
+                f"data.augment={augment or {'shift': self.shift, 'rotate': self.rotate, 'scale': self.scale}}: allowed "
+                "keys swap (bool), shift (int >= 0), rotate (degrees >= 0), scale (in [0, 1)), mix (in [0, 1])"
+            )
         self._shift_generator = torch.Generator().manual_seed(seed + 1)  # not the shuffling stream
         self.train: PairSet | None = None
         self.val: PairSet | None = None
@@ -132,11 +139,20 @@ class PairMNISTDataModule(pl.LightningDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Shift the images of training batches (``augment.shift``); other batches pass unchanged."""
-        if self.shift and self.trainer is not None and self.trainer.training:
-            x, target, classes = batch
-            return random_shift(x, self.shift, -self.mean / self.std, self._shift_generator), target, classes
-        return batch
+        """Augment training batches (``augment.shift``, ``rotate``/``scale``, ``mix``); others pass unchanged.
+
+        All draws come from one generator seeded from ``seed``, each only when its augmentation
+        is on, so turning one on leaves the draws of the others as they were.
+        """
+        if not (self.trainer is not None and self.trainer.training):
+            return batch
+        x, target, classes = batch
+        background = -self.mean / self.std
+        x = random_shift(x, self.shift, background, self._shift_generator)
+        x = random_affine(x, self.rotate, self.scale, background, self._shift_generator)
+        if self.mix:
+            x, target, classes = mix_digits(x, classes, self.mix, self._shift_generator)
+        return x, target, classes
 
     def _loader(self, pairs: PairSet, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None

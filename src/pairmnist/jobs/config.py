@@ -71,6 +71,9 @@ class AugmentSchema:
 
     swap: bool = False
     shift: int = 0
+    rotate: float = 0.0
+    scale: float = 0.0
+    mix: float = 0.0
 
 
 @dataclass
@@ -93,6 +96,10 @@ class DataSchema:
         _require(self.source in SOURCES, "data.source", self.source, f"allowed: {', '.join(SOURCES)}")
         shift = self.augment.shift
         _require(0 <= shift <= 7, "data.augment.shift", shift, "must be an integer in [0, 7] (pixels of a 14x14 image)")
+        rotate, scale, mix = self.augment.rotate, self.augment.scale, self.augment.mix
+        _require(0 <= rotate <= 180, "data.augment.rotate", rotate, "must be in [0, 180] (degrees)")
+        _require(0 <= scale < 1, "data.augment.scale", scale, "must be in [0, 1) (a fraction of the size)")
+        _require(0 <= mix <= 1, "data.augment.mix", mix, "must be in [0, 1] (a fraction of each batch)")
         try:
             check_sizes(self.n_pairs, self.n_val_pairs)
         except ValueError as e:
