@@ -20,7 +20,7 @@ def pair_loss(
 ) -> torch.Tensor:
     """(1 - w) * CE(logits, target) + w * (CE(digit 1) + CE(digit 2)) / 2, with w = ``aux_weight``.
 
-    The original report's loss (STUDY.md). Cross-entropies are batch means; the mean over
+    The original report's loss (docs/STUDY.md). Cross-entropies are batch means; the mean over
     the 2B digit predictions equals the average of the two digits' losses.
 
     Args:
