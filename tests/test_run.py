@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from hydra.utils import instantiate
 
 from pairmnist.jobs.config import ConfigError, validate
@@ -139,3 +141,12 @@ def test_resume_without_an_existing_folder_is_warned(make_cfg, tmp_path, caplog)
     cfg = make_cfg("resume=true", f"hydra.sweep.dir={tmp_path}/missing")
     ValidateConfig().on_multirun_start(cfg)
     assert "nothing to resume" in caplog.text
+
+
+def test_early_stopping_as_the_readme_shows(make_cfg):
+    """README's `+callbacks.early_stopping=...` example monitors val/acc and stops a tiny run early."""
+    (override,) = re.findall(r"'(\+callbacks\.early_stopping=\{[^']+\})'", (ROOT / "README.md").read_text())
+    cfg = make_cfg("model=shallow", "model.lr=1e-3", "trainer.max_epochs=20", override)
+    run_job(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert record["epochs"] < 20 and len(record["history"]["val_acc"]) == record["epochs"]
