@@ -16,12 +16,13 @@ def test_grids_are_the_original_reports_over_tuning_seeds():
         deep = compose("config", overrides=["hparams_search=deep_grid"], return_hydra_config=True)
         shallow = compose("config", overrides=["hparams_search=shallow_grid"], return_hydra_config=True)
     assert dict(deep.hydra.sweeper.params) == {
+        "model": "twin,siamese",
         "model.lr": "1e-4,1e-3,1e-2",
         "model.nb_hidden": "100,300,500",
         "model.aux_weight": "0,0.5,1",
         "seed": "1000,1001,1002",
     }
-    assert set(shallow.hydra.sweeper.params) == {"model.lr", "model.nb_hidden", "seed"}
+    assert set(shallow.hydra.sweeper.params) == {"model", "model.lr", "model.nb_hidden", "seed"}
     assert not {0, 1, 2, 3, 4, 5, 6, 7, 8, 9} & {int(s) for s in deep.hydra.sweeper.params.seed.split(",")}
 
 
