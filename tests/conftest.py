@@ -19,9 +19,7 @@ from pairmnist.jobs.naming import register
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 RUN = ROOT / "src" / "run.py"
-# Small and fast: a few pairs, one epoch, no progress bar.
-TINY = ["data.n_pairs=60", "data.n_val_pairs=40", "data.batch_size=20", "trainer.max_epochs=1"]
-TINY += ["~callbacks.progress_bar"]
+TINY = ["debug=tiny"]  # a few pairs, one epoch, no progress display (conf/debug/tiny.yaml)
 
 register()
 

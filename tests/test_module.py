@@ -1,15 +1,21 @@
-"""The auxiliary-loss formula and the LightningModule's step."""
+"""The auxiliary-loss formula, the LightningModule's step, its logging and its optimizer."""
 
 from __future__ import annotations
 
 import math
+from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.optim.lr_scheduler import OneCycleLR
 
+from pairmnist.jobs.job import build
 from pairmnist.models.module import PairModule, pair_loss, predict
-from pairmnist.models.nets import Shallow, Siamese
+from pairmnist.models.nets import Siamese
 
 
 @pytest.fixture
@@ -42,13 +48,42 @@ def test_predict_counts_ties_as_one():
 
 def test_aux_weight_one_leaves_the_learned_head_without_gradient(batch):
     _, _, target, classes = batch
-    module = PairModule(Siamese(), lr=1e-3, aux_weight=1.0)
+    module = PairModule(Siamese(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=1.0)
     loss = module.training_step((torch.randn(6, 2, 14, 14), target, classes), 0)
     loss.backward()
     assert all(p.grad is None or not p.grad.any() for p in module.net.head.parameters())
     assert any(p.grad.any() for p in module.net.branch.parameters())
 
 
-def test_adam_with_the_configured_lr():
-    optimizer = PairModule(Shallow(), lr=3e-4).configure_optimizers()
-    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 3e-4
+def test_optimizer_and_schedule_are_the_configs(make_cfg):
+    """siamese: Adam at model.lr, no schedule; siamese_plus: AdamW with weight decay, one-cycle over the run's steps."""
+    cfg = make_cfg("model=siamese", "model.lr=3e-4")
+    module = instantiate(cfg.model.module)
+    optimizer = module.configure_optimizers()
+    assert type(optimizer) is torch.optim.Adam and optimizer.defaults["lr"] == 3e-4 == module.lr
+    assert optimizer.defaults["weight_decay"] == 0
+
+    datamodule, module, trainer = build(make_cfg("model=siamese_plus", "trainer.max_epochs=2"))
+    trainer.fit(module, datamodule=datamodule)
+    (optimizer,), (schedule,) = trainer.optimizers, trainer.lr_scheduler_configs
+    assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["weight_decay"] == 1e-4
+    assert isinstance(schedule.scheduler, OneCycleLR) and schedule.interval == "step"
+    assert schedule.scheduler.total_steps == trainer.global_step == 2 * 120 // 20  # swapped pairs: 120 a epoch
+    assert max(schedule.scheduler.get_last_lr()) < 3e-3 == module.lr  # annealed from the peak
+
+
+def test_epoch_metrics_are_logged_the_lightning_way(make_cfg):
+    """After fit, callback_metrics holds the last epoch's metrics; TensorBoard's x-axis is the epoch."""
+    cfg = make_cfg("model=twin", "trainer.max_epochs=3")
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    metrics = trainer.callback_metrics
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/digit_acc"} <= metrics.keys()
+    assert metrics["val/acc"].item() == module.history["val_acc"][-1]
+    assert metrics["train/loss"].item() == module.history["train_loss"][-1]
+    assert {"train/loss", "train/acc", "val/loss", "val/acc"} == trainer.progress_bar_metrics.keys()
+    (events,) = Path(cfg.paths.output_dir).glob("events.out.tfevents.*")
+    curves = EventAccumulator(str(events))
+    curves.Reload()
+    assert [e.step for e in curves.Scalars("val/acc")] == [0, 1, 2]
+    assert [e.value for e in curves.Scalars("train/loss")] == pytest.approx(module.history["train_loss"])

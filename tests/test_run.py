@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from hydra.utils import instantiate
 
 from pairmnist.jobs.config import ConfigError, validate
 from pairmnist.jobs.hydra_callbacks import ValidateConfig
 from pairmnist.jobs.job import run_job
 from pairmnist.jobs.records import METRICS_KEYS
-from pairmnist.models.module import PairModule
 
 
 @pytest.mark.parametrize("model", ["shallow", "twin", "siamese", "siamese_plus"])
@@ -32,9 +33,9 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     )
     assert record["history"]["val_acc"][-1] == record["val_acc"]
     assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 258_170}[model]
-    net = instantiate(cfg.model.module.net)
-    reloaded = PairModule.load_from_checkpoint(out / "checkpoints" / "final.ckpt", net=net)
-    assert reloaded.lr == cfg.model.lr  # torch's safe (weights-only) loader accepts the checkpoint
+    checkpoint = torch.load(out / "checkpoints" / "final.ckpt", weights_only=True)  # torch's safe loader
+    assert checkpoint["hyper_parameters"] == {"aux_weight": cfg.model.aux_weight}
+    assert checkpoint["state_dict"].keys() == {f"net.{k}" for k in instantiate(cfg.model.module.net).state_dict()}
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
 
@@ -140,3 +141,12 @@ def test_resume_without_an_existing_folder_is_warned(make_cfg, tmp_path, caplog)
     cfg = make_cfg("resume=true", f"hydra.sweep.dir={tmp_path}/missing")
     ValidateConfig().on_multirun_start(cfg)
     assert "nothing to resume" in caplog.text
+
+
+def test_early_stopping_as_the_readme_shows(make_cfg):
+    """README's `+callbacks.early_stopping=...` example monitors val/acc and stops a tiny run early."""
+    (override,) = re.findall(r"'(\+callbacks\.early_stopping=\{[^']+\})'", (ROOT / "README.md").read_text())
+    cfg = make_cfg("model=shallow", "model.lr=1e-3", "trainer.max_epochs=20", override)
+    run_job(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert record["epochs"] < 20 and len(record["history"]["val_acc"]) == record["epochs"]

@@ -5,7 +5,7 @@ permutation of the split's images, consecutive images taken two by two as the pa
 channels, target 1 when the first digit is lesser than or equal to the second. The
 permutations come from ``torch.Generator().manual_seed(seed)``, train first then test,
 which reproduces the course's pairs drawn from the global generator after
-``torch.manual_seed(seed)`` (STUDY.md, "How the course generates the pairs").
+``torch.manual_seed(seed)`` (docs/STUDY.md, "The data").
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Each check fails with one line naming the key, the value and what is allowed, as
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 import math
 import tempfile
@@ -13,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -22,6 +26,7 @@ from pairmnist.data.pairs import check_sizes
 from pairmnist.models.heads import HEADS
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+_ABSENT = object()  # OmegaConf.select's answer for a key that does not exist
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +63,9 @@ class ModelSchema:
                 self.aux_weight,
                 "allowed: 1 with model.head=digits (the head has no parameters, only the digit loss trains)",
             )
+
+    def warn(self) -> None:
+        """Log the allowed combinations that are probably mistakes."""
         if self.head == "learned" and self.aux_weight == 1:
             log.warning(
                 "model.aux_weight=1 with model.head=learned: the comparison head gets no gradient and stays "
@@ -175,8 +183,8 @@ def check_writable(key: str, folder: str | Path) -> None:
         raise ConfigError(f"{key}={folder}: not a writable folder ({e})") from None
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check the study keys of a composed config (model, data, trainer, seed, data folder).
+def check_values(cfg: DictConfig) -> None:
+    """Check the values of the study keys of a composed config (model, data, trainer, seed).
 
     Raises:
         ConfigError: the first key whose value is not allowed.
@@ -188,4 +196,70 @@ def validate(cfg: DictConfig) -> None:
         (TrainerSchema, cfg.trainer, "trainer."),
     ):
         _typed(schema, node, prefix).check()
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the study keys (:func:`check_values`) and the data folder; warn of likely mistakes.
+
+    Raises:
+        ConfigError: the first key whose value is not allowed.
+    """
+    check_values(cfg)
+    _typed(ModelSchema, cfg.model, "model.").warn()
     check_writable("paths.data_dir", cfg.paths.data_dir)
+
+
+def _swept_values(override: Override) -> list[Any]:
+    """The values of a parsed ``key=a,b,c``, ``key=range(n)`` or ``choice(...)`` override, the two ends
+    of an ``interval(a, b)`` (a search's range, with or without ``tag(log, ...)``); ``[value]`` for a
+    single one."""
+    if override.value_type == ValueType.INTERVAL_SWEEP:
+        interval = override.value()
+        return [interval.start, interval.end]
+    return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+
+
+def check_preset_sweep(config: DictConfig) -> None:
+    """Check, before a multirun starts, the jobs that its preset's sweep will run.
+
+    A preset (``hparams_search/``, ``experiment/``) sweeps keys through ``hydra.sweeper.params``,
+    the models it is meant for among them (``model: twin,siamese``). Without ``model=`` on the
+    command line the jobs get those models, and each job checks its own config as it starts.
+    With ``model=`` (which replaces the preset's choice) the model must be one of them, and every
+    combination of the other swept values is applied to the composed config and checked
+    (:func:`check_values`), e.g. ``hparams_search=deep_grid model=twin model.head=digits``
+    (the digits head needs aux_weight 1, the grid sweeps 0, 0.5, 1). Swept keys that the
+    command line also sets are left out: its value replaces the preset's.
+
+    Args:
+        config: the multirun's composed config, ``hydra`` node included.
+
+    Raises:
+        ConfigError: a model the preset is not meant for, a swept key that does not exist or
+            the first swept value not allowed, in one line naming the key and the preset.
+    """
+    parser = OverridesParser.create()
+    on_command_line = {o.get_key_element() for o in parser.parse_overrides(list(config.hydra.overrides.task))}
+    choices = config.hydra.runtime.choices
+    preset = " ".join(f"{g}={choices[g]}" for g in ("hparams_search", "experiment") if choices.get(g))
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    sweeps = {key: _swept_values(parser.parse_overrides([f"{key}={v}"])[0]) for key, v in params.items()}
+    for group in sweeps.keys() & choices.keys():  # the models (or other options) the preset is meant for
+        if group not in on_command_line:
+            return
+        if choices[group] not in map(str, sweeps[group]):
+            meant = " or ".join(f"{group}={option}" for option in sweeps[group])
+            raise ConfigError(f"{group}={choices[group]}: {preset or 'the sweep'} is meant for {meant}")
+    swept = {k: v for k, v in sweeps.items() if k not in choices and k not in on_command_line}
+    where = f"swept by {preset or 'hydra.sweeper.params'} with model={choices.get('model')}"
+    job = copy.deepcopy(config)
+    for key in swept:
+        if OmegaConf.select(job, key, default=_ABSENT) is _ABSENT:
+            raise ConfigError(f"{key}: no such key ({where})")
+    for values in itertools.product(*swept.values()):
+        for key, value in zip(swept, values, strict=True):
+            OmegaConf.update(job, key, value, merge=False)
+        try:
+            check_values(job)
+        except ConfigError as e:
+            raise ConfigError(f"{e} ({where})") from None

@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from pairmnist.jobs.config import ConfigError, check_writable, validate
+from pairmnist.jobs.config import ConfigError, check_preset_sweep, check_writable, validate
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,10 @@ def _exit(message: str) -> None:
 class ValidateConfig(Callback):
     """Check the config before Hydra creates any folder or starts a job.
 
-    A single run is checked whole. A multirun is checked with its fixed overrides applied
-    (swept values are checked by each job as it starts, and a bad one fails that job only).
+    A single run is checked whole. A multirun is checked with its fixed overrides applied,
+    and with every value its preset sweeps (:func:`~pairmnist.jobs.config.check_preset_sweep`);
+    values swept on the command line are checked by each job as it starts, and a bad one
+    fails that job only.
 
     A bad value stops the command with one line naming the key, the value and what is
     allowed (a :class:`~pairmnist.jobs.config.ConfigError`'s message), and exit status 1.
@@ -42,6 +44,8 @@ class ValidateConfig(Callback):
         folder = OmegaConf.select(config, output_key)
         try:
             validate(config)
+            if output_key == "hydra.sweep.dir":
+                check_preset_sweep(config)
             check_writable(output_key, folder)
         except ConfigError as e:
             _exit(str(e))

@@ -12,7 +12,6 @@ import logging
 import platform
 import time
 import traceback
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,13 +27,13 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from pairmnist.atomic import write_json, write_text
 from pairmnist.jobs.config import validate
+from pairmnist.jobs.console import quiet_lightning
 from pairmnist.jobs.identity import identity_id, trained_hyperparameters
 from pairmnist.jobs.naming import study_config
-from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
+from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, fraction, load_record
 
 log = logging.getLogger(__name__)
-# pytorch-lightning 2.6 calls a torch.utils._pytree API that torch 2.14 deprecates; harmless noise.
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+quiet_lightning()
 
 
 class JobFailed(CompactHydraException):
@@ -43,11 +42,6 @@ class JobFailed(CompactHydraException):
 
 def _choice(group: str) -> str | None:
     return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
-
-
-def _fraction(acc: float | None) -> float | None:
-    """An accuracy computed in float32, rounded to 6 decimals: 0.915, not 0.9150000214576721."""
-    return None if acc is None else round(acc, 6)
 
 
 def cpu_name() -> str:
@@ -76,12 +70,12 @@ class Parts(NamedTuple):
 def build(cfg: DictConfig) -> Parts:
     """Seed everything with ``cfg.seed`` (0 included), then instantiate data, model and Trainer.
 
-    The Trainer gets the ``callbacks`` and ``logger`` groups.
+    The Trainer gets the ``callbacks`` (those set to null left out) and ``logger`` groups.
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=cfg.paths.data_dir)
     module = instantiate(cfg.model.module)
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
     return Parts(datamodule, module, trainer)
@@ -98,12 +92,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         value per epoch of train_loss, train_acc, val_loss, val_acc.
     """
     datamodule, module, trainer = build(cfg)
+    n_params = sum(p.numel() for p in module.net.parameters())
+    log.info(
+        "training %s, seed %d, %s parameters, max_epochs %d, on %s, in %s",
+        _choice("model") or type(module.net).__name__,
+        cfg.seed,
+        f"{n_params:,}",
+        trainer.max_epochs,
+        trainer.strategy.root_device,
+        cfg.paths.output_dir,
+    )
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start
-    fitted = module.results["val"]
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    tested = module.results["test"]
+    fitted = {k: v.item() for k, v in trainer.callback_metrics.items()}  # the last epoch's
+    (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
 
     config = study_config(cfg)
     record = {
@@ -111,17 +114,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "identity": identity_id(config),
         **trained_hyperparameters(config),
-        "n_params": sum(p.numel() for p in module.net.parameters()),
+        "n_params": n_params,
         "n_pairs": datamodule.n_pairs,
         "epochs": trainer.current_epoch,
-        "test_acc": _fraction(tested["test/acc"]),
+        "test_acc": fraction(tested["test/acc"]),
         "test_loss": tested["test/loss"],
-        "test_digit_acc": _fraction(tested.get("test/digit_acc")),
-        "val_acc": _fraction(fitted["val/acc"]),
+        "test_digit_acc": fraction(tested.get("test/digit_acc")),
+        "val_acc": fraction(fitted["val/acc"]),
         "val_loss": fitted["val/loss"],
-        "val_digit_acc": _fraction(fitted.get("val/digit_acc")),
+        "val_digit_acc": fraction(fitted.get("val/digit_acc")),
         "fit_seconds": fit_seconds,
-        "history": {k: [_fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
+        "history": {k: [fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
         "device": str(trainer.strategy.root_device),
         "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
@@ -175,10 +178,11 @@ def run_job(cfg: DictConfig) -> float | None:
         write_json(out / METRICS_FILE, record)
         (out / ERROR_FILE).unlink(missing_ok=True)
         log.info(
-            "%s: test_acc %.4f, val_acc %.4f, fit %.1f s",
+            "%s: test_acc %.4f, val_acc %.4f, epochs %d, fit %.1f s",
             out.name,
             record["test_acc"],
             record["val_acc"],
+            record["epochs"],
             record["fit_seconds"],
         )
         return record["val_acc"]

@@ -28,6 +28,11 @@ METRICS_KEYS = (
 )
 
 
+def fraction(acc: float | None) -> float | None:
+    """An accuracy as metrics.json stores it: a float32 result rounded to 6 decimals (0.915, not 0.9150000214576721)."""
+    return None if acc is None else round(acc, 6)
+
+
 class JobNotDone(Exception):
     """A job folder without a usable result; the message says why (one line)."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable, Iterable
 
 import pytorch_lightning as pl
 import torch
@@ -20,7 +22,7 @@ def pair_loss(
 ) -> torch.Tensor:
     """(1 - w) * CE(logits, target) + w * (CE(digit 1) + CE(digit 2)) / 2, with w = ``aux_weight``.
 
-    The original report's loss (STUDY.md). Cross-entropies are batch means; the mean over
+    The original report's loss (docs/STUDY.md). Cross-entropies are batch means; the mean over
     the 2B digit predictions equals the average of the two digits' losses.
 
     Args:
@@ -51,53 +53,53 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
 
 
 class PairModule(pl.LightningModule):
-    """Trains a pair net with the auxiliary loss (:func:`pair_loss`) and Adam.
+    """Trains a pair net with the auxiliary loss (:func:`pair_loss`) and the configured optimizer.
 
     Per epoch it computes ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` and, for
     nets with digit outputs, ``val/digit_acc``; after testing ``test/loss``, ``test/acc`` and
     ``test/digit_acc``. Losses are means over the epoch's pairs, accuracies fractions in
     [0, 1] (torchmetrics). Steps only keep their detached outputs; the metrics are computed
-    once at epoch end and written straight to the Trainer's loggers (x-axis: epoch), because
-    ``self.log`` costs about 1 ms a metric in Lightning's bookkeeping, 0.1 s of a 1-second
-    run (benchmarks/README.md). So they are not in ``trainer.callback_metrics``: the study
-    trains a fixed number of epochs and never monitors a metric to stop or pick a model.
+    once at epoch end and logged there with ``self.log_dict``, so they reach
+    ``trainer.callback_metrics``, the progress bar (losses and accuracies) and callbacks
+    such as ``EarlyStopping`` or ``ModelCheckpoint(monitor="val/acc")``. Each log call also
+    logs ``step`` = the epoch, which Lightning's loggers take as their x-axis.
 
-    ``results[stage]`` holds the last epoch's values of a stage as floats; ``history`` the
-    values of train_loss, train_acc, val_loss and val_acc, one per epoch. A non-finite
-    training loss stops the run with ``FloatingPointError``.
+    ``history`` holds the values of train_loss, train_acc, val_loss and val_acc as floats,
+    one per epoch. A non-finite training loss stops the run with ``FloatingPointError``.
 
     Args:
-        net: a net of :mod:`pairmnist.models.nets` (not stored in the hyperparameters: pass it
-            again to ``load_from_checkpoint``).
-        lr: Adam learning rate (the peak rate with ``schedule="onecycle"``).
+        net: a net of :mod:`pairmnist.models.nets`.
+        optimizer: makes the optimizer from the parameters, e.g. ``functools.partial(torch.optim.Adam,
+            lr=1e-3)`` (a ``_partial_: true`` config).
+        scheduler: None (constant learning rate, the original report), or makes a
+            learning-rate scheduler from the optimizer, stepped after every training batch.
+            If it takes a ``total_steps`` argument left unset (``OneCycleLR``), it gets the
+            run's number of training steps (``trainer.estimated_stepping_batches``).
         aux_weight: weight w of the auxiliary digit loss, in [0, 1].
-        weight_decay: decoupled weight decay (AdamW) when > 0; 0 is plain Adam.
-        schedule: None (constant rate, the original report) or ``"onecycle"`` (PyTorch's
-            ``OneCycleLR`` over all training steps: warm-up then cosine annealing).
 
-    Raises:
-        ValueError: unknown ``schedule``.
+    ``net``, ``optimizer`` and ``scheduler`` are not stored in the checkpoint's
+    hyperparameters (a checkpoint holds tensors and plain values only, so torch's
+    weights-only loader reads it): pass them again to ``load_from_checkpoint``, as
+    :func:`pairmnist.jobs.load.load_job` does from the job's config.
     """
-
-    SCHEDULES = (None, "onecycle")
 
     def __init__(
         self,
         net: nn.Module,
-        lr: float = 1e-3,
+        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         aux_weight: float = 0.0,
-        weight_decay: float = 0.0,
-        schedule: str | None = None,
     ) -> None:
         super().__init__()
-        if schedule not in self.SCHEDULES:
-            raise ValueError(f"model.module.schedule={schedule!r}: allowed null, onecycle")
-        self.save_hyperparameters(ignore=["net"])
-        self.net = net
-        self.lr, self.aux_weight, self.weight_decay, self.schedule = lr, aux_weight, weight_decay, schedule
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net, self.make_optimizer, self.make_scheduler, self.aux_weight = net, optimizer, scheduler, aux_weight
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
-        self.results: dict[str, dict[str, float]] = {}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+
+    @property
+    def lr(self) -> float | None:
+        """The configured learning rate (the ``lr`` given to the optimizer; None if none was given)."""
+        return getattr(self.make_optimizer, "keywords", {}).get("lr")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits or None)."""
@@ -112,25 +114,24 @@ class PairModule(pl.LightningModule):
         return loss
 
     def _epoch_metrics(self, stage: str) -> dict[str, float]:
-        """Compute, log and forget the epoch's ``<stage>/loss``, ``/acc`` and ``/digit_acc``."""
+        """Compute, log and forget the epoch's ``<stage>/loss``, ``/acc`` and ``/digit_acc``; return them as floats."""
         loss_sums, preds, targets, digit_preds, classes = zip(*self.outputs[stage], strict=True)
         self.outputs[stage].clear()
         preds, targets = torch.cat(preds), torch.cat(targets)
-        metrics = {
+        shown = {
             f"{stage}/loss": torch.stack(loss_sums).sum() / len(targets),
             f"{stage}/acc": multiclass_accuracy(preds, targets, 2, average="micro", validate_args=False),
         }
+        self.log_dict(shown, prog_bar=True)
+        metrics = dict(shown)
         if digit_preds[0] is not None:
             metrics[f"{stage}/digit_acc"] = multiclass_accuracy(
                 torch.cat(digit_preds).flatten(), torch.cat(classes).flatten(), 10, average="micro", validate_args=False
             )
+            self.log(f"{stage}/digit_acc", metrics[f"{stage}/digit_acc"])
+        self.log("step", float(self.current_epoch))  # the loggers' x-axis: epochs
         values = {k: v.item() for k, v in metrics.items()}
-        if self.trainer.sanity_checking:
-            return values
-        for logger in self.loggers:
-            logger.log_metrics(values, step=self.current_epoch)
-        self.results[stage] = values
-        if stage != "test":
+        if stage != "test" and not self.trainer.sanity_checking:
             for key in (f"{stage}/loss", f"{stage}/acc"):
                 self.history[key.replace("/", "_")].append(values[key])
         return values
@@ -163,12 +164,14 @@ class PairModule(pl.LightningModule):
         self._epoch_metrics("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
-        if self.weight_decay > 0:
-            optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
-        if self.schedule is None:
+        optimizer = self.make_optimizer(self.parameters())
+        if self.make_scheduler is None:
             return optimizer
-        steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": "step"}}
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        """``make_scheduler(optimizer)``, given ``total_steps`` (the run's training steps) if it takes it unset."""
+        total_steps = inspect.signature(self.make_scheduler).parameters.get("total_steps")
+        if total_steps is not None and total_steps.default is None:
+            return self.make_scheduler(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return self.make_scheduler(optimizer)

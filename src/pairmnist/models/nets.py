@@ -1,4 +1,4 @@
-"""The study's networks as plain ``nn.Module``s (no Lightning), layers as in STUDY.md.
+"""The study's networks as plain ``nn.Module``s (no Lightning), layers as in docs/STUDY.md.
 
 Every net maps a (B, 2, 14, 14) float32 pair to ``(comparison logits (B, 2),
 digit logits (B, 2, 10) or None)``.

@@ -1,0 +1,40 @@
+"""``python src/evaluate.py <job folder> [seed=<n>]``: a trained job's test accuracy, again.
+
+Rebuilds the job's net from its saved config, loads ``checkpoints/final.ckpt`` and tests it
+on the test pairs of the job's seed, or of seed n. The work is done by
+:func:`pairmnist.jobs.load.evaluate`. Exit status 1, with one line, for a folder that holds
+no trained job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def seed_override(text: str) -> int:
+    """``seed=<n>`` -> n."""
+    key, _, value = text.partition("=")
+    if key != "seed" or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seed=<n>, e.g. seed=3")
+    return int(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("folder", help="a job folder (holds .hydra/config.yaml and checkpoints/final.ckpt)")
+    parser.add_argument("seed", nargs="?", type=seed_override, help="seed=<n>: the test pairs of another seed")
+    args = parser.parse_args()
+
+    from pairmnist.jobs.load import NotAJob, evaluate  # torch and Lightning load only once the arguments are valid
+
+    try:
+        result = evaluate(args.folder, args.seed)
+    except NotAJob as e:
+        sys.exit(str(e))
+    digits = "" if result["test_digit_acc"] is None else f", test_digit_acc {result['test_digit_acc']}"
+    print(f"test_acc {result['test_acc']}{digits} ({result['n_pairs']} test pairs of seed {result['seed']})")
+
+
+if __name__ == "__main__":
+    main()

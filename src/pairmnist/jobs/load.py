@@ -1,0 +1,97 @@
+"""A job folder back in memory: its trained module, and the datamodule of its seed.
+
+    from pairmnist.jobs.load import load_job
+    module, datamodule = load_job("outputs/multirun/<time>/siamese_seed3")
+    pytorch_lightning.Trainer(logger=False).test(module, datamodule)  # [{"test/acc": ...}]
+
+Both are rebuilt from the job's own config (``<job>/.hydra/config.yaml``, written by Hydra);
+the weights come from ``<job>/checkpoints/final.ckpt``, read with torch's weights-only loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pairmnist.jobs.console import quiet_lightning
+from pairmnist.jobs.records import fraction
+
+CONFIG_FILE = Path(".hydra") / "config.yaml"
+CHECKPOINT_FILE = Path("checkpoints") / "final.ckpt"
+
+
+class NotAJob(Exception):
+    """A folder that holds no trained job; the message is one line naming the folder."""
+
+
+def job_config(folder: str | Path) -> DictConfig:
+    """The config a job ran with (``<folder>/.hydra/config.yaml``).
+
+    Raises:
+        NotAJob: the folder has no such file.
+    """
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise NotAJob(f"{folder}: not a job folder (no {CONFIG_FILE})")
+    return OmegaConf.load(path)
+
+
+def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """The trained module of a job folder, and the datamodule of its seed (or of ``seed``).
+
+    The net, optimizer and schedule are built from the job's ``model.module`` config and the
+    weights loaded from its final checkpoint (on the CPU; a Trainer moves them). The
+    datamodule draws the pairs of the job's seed, or of ``seed`` (same data settings); its
+    MNIST cache is the job's ``paths.data_dir``, relative paths read from the current folder.
+
+    Raises:
+        NotAJob: no job config, or no checkpoint (the job did not finish training).
+    """
+    cfg = job_config(folder)
+    checkpoint = Path(folder) / CHECKPOINT_FILE
+    if not checkpoint.is_file():
+        raise NotAJob(f"{folder}: no {CHECKPOINT_FILE} (the job did not finish training)")
+    spec = cfg.model.module
+    module = get_class(spec._target_).load_from_checkpoint(
+        checkpoint,
+        map_location="cpu",
+        weights_only=True,
+        net=instantiate(spec.net),
+        optimizer=instantiate(spec.optimizer),
+        scheduler=instantiate(spec.scheduler),
+    )
+    datamodule = instantiate(cfg.data, seed=cfg.seed if seed is None else seed, data_dir=cfg.paths.data_dir)
+    return module, datamodule
+
+
+def evaluate(folder: str | Path, seed: int | None = None) -> dict[str, Any]:
+    """Test a job's trained model on the test pairs of its seed (or of ``seed``).
+
+    Uses the job's own trainer settings (device, determinism) without logger, progress
+    display or checkpoint, so on the same machine the result equals the job's metrics.json.
+
+    Returns:
+        ``seed``, ``n_pairs`` (test pairs) and the test metrics: ``test_acc`` and
+        ``test_digit_acc`` (fractions rounded as in metrics.json; None for a net without
+        digit outputs) and ``test_loss``.
+
+    Raises:
+        NotAJob: see :func:`load_job`.
+    """
+    quiet_lightning()
+    module, datamodule = load_job(folder, seed)
+    trainer = instantiate(
+        job_config(folder).trainer, logger=False, callbacks=[], enable_progress_bar=False, enable_model_summary=False
+    )
+    (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    return {
+        "seed": datamodule.seed,
+        "n_pairs": datamodule.n_pairs,
+        "test_acc": fraction(tested["test/acc"]),
+        "test_digit_acc": fraction(tested.get("test/digit_acc")),
+        "test_loss": tested["test/loss"],
+    }
