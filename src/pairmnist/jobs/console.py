@@ -20,6 +20,8 @@ NOTICES = (
     "LOCAL_RANK:",  # CUDA_VISIBLE_DEVICES, on a GPU
     "💡 Tip:",  # the cloud-logger advertisement
     "`Trainer.fit` stopped: `max_epochs=",  # the job's result line gives the number of epochs
+    "Loading `train_dataloader` to estimate number of stepping batches",  # the one-cycle schedule's length
+    "The following callbacks returned in `LightningModule.configure_callbacks` will override",  # test after fit
 )
 
 

@@ -43,7 +43,7 @@ def job_config(folder: str | Path) -> DictConfig:
 def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     """The trained module of a job folder, and the datamodule of its seed (or of ``seed``).
 
-    The net, optimizer and schedule are built from the job's ``model.module`` config and the
+    The net, optimizer, schedule and recipe callbacks are built from the job's ``model.module`` config and the
     weights loaded from its final checkpoint (on the CPU; a Trainer moves them). The
     datamodule draws the pairs of the job's seed, or of ``seed`` (same data settings); its
     MNIST cache is the job's ``paths.data_dir``, relative paths read from the current folder.
@@ -56,14 +56,8 @@ def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningM
     if not checkpoint.is_file():
         raise NotAJob(f"{folder}: no {CHECKPOINT_FILE} (the job did not finish training)")
     spec = cfg.model.module
-    module = get_class(spec._target_).load_from_checkpoint(
-        checkpoint,
-        map_location="cpu",
-        weights_only=True,
-        net=instantiate(spec.net),
-        optimizer=instantiate(spec.optimizer),
-        scheduler=instantiate(spec.scheduler),
-    )
+    objects = {k: instantiate(v) for k, v in spec.items() if isinstance(v, DictConfig)}  # net, optimizer, ...
+    module = get_class(spec._target_).load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True, **objects)
     datamodule = instantiate(cfg.data, seed=cfg.seed if seed is None else seed, data_dir=cfg.paths.data_dir)
     return module, datamodule
 

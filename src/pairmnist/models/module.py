@@ -19,6 +19,7 @@ def pair_loss(
     target: torch.Tensor,
     classes: torch.Tensor,
     aux_weight: float,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """(1 - w) * CE(logits, target) + w * (CE(digit 1) + CE(digit 2)) / 2, with w = ``aux_weight``.
 
@@ -31,6 +32,8 @@ def pair_loss(
         target: (B,) int64 comparison target.
         classes: (B, 2) int64 digit classes.
         aux_weight: w in [0, 1].
+        label_smoothing: ε of the digit cross-entropies (targets (1 - ε) one-hot + ε / 10;
+            Szegedy et al. 2016, "Rethinking the Inception architecture"); 0 is plain CE.
 
     Returns:
         () float32 loss.
@@ -43,7 +46,7 @@ def pair_loss(
         return loss
     if digits is None:
         raise ValueError(f"model.aux_weight={aux_weight}: this net has no digit outputs, use 0")
-    aux = F.cross_entropy(digits.reshape(-1, digits.shape[-1]), classes.reshape(-1))
+    aux = F.cross_entropy(digits.reshape(-1, digits.shape[-1]), classes.reshape(-1), label_smoothing=label_smoothing)
     return (1 - aux_weight) * loss + aux_weight * aux
 
 
@@ -76,8 +79,13 @@ class PairModule(pl.LightningModule):
             If it takes a ``total_steps`` argument left unset (``OneCycleLR``), it gets the
             run's number of training steps (``trainer.estimated_stepping_batches``).
         aux_weight: weight w of the auxiliary digit loss, in [0, 1].
+        label_smoothing: label smoothing of the digit loss (:func:`pair_loss`); 0.
+        callbacks: Lightning callbacks that belong to the training recipe (so to the job's
+            identity), e.g. ``EMAWeightAveraging``: an exponential moving average of the
+            weights, used for validation and as the final model. Given to the Trainer through
+            ``configure_callbacks``.
 
-    ``net``, ``optimizer`` and ``scheduler`` are not stored in the checkpoint's
+    ``net``, ``optimizer``, ``scheduler`` and ``callbacks`` are not stored in the checkpoint's
     hyperparameters (a checkpoint holds tensors and plain values only, so torch's
     weights-only loader reads it): pass them again to ``load_from_checkpoint``, as
     :func:`pairmnist.jobs.load.load_job` does from the job's config.
@@ -89,10 +97,14 @@ class PairModule(pl.LightningModule):
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         aux_weight: float = 0.0,
+        label_smoothing: float = 0.0,
+        callbacks: dict[str, pl.Callback | None] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "callbacks"])
         self.net, self.make_optimizer, self.make_scheduler, self.aux_weight = net, optimizer, scheduler, aux_weight
+        self.label_smoothing = label_smoothing
+        self.recipe_callbacks = [c for c in (callbacks or {}).values() if c is not None]
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
 
@@ -108,7 +120,7 @@ class PairModule(pl.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         x, target, classes = batch
         logits, digits = self.net(x)
-        loss = pair_loss(logits, digits, target, classes, self.aux_weight)
+        loss = pair_loss(logits, digits, target, classes, self.aux_weight, self.label_smoothing)
         digit_pred = None if digits is None or stage == "train" else digits.argmax(-1)
         self.outputs[stage].append((loss.detach() * len(x), predict(logits), target, digit_pred, classes))
         return loss
@@ -162,6 +174,10 @@ class PairModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._epoch_metrics("test")
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The recipe's callbacks (``callbacks``), added to the Trainer's own."""
+        return self.recipe_callbacks
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         optimizer = self.make_optimizer(self.parameters())

@@ -7,6 +7,7 @@ digit logits (B, 2, 10) or None)``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pairmnist.models.heads import make_head
@@ -106,16 +107,45 @@ class DigitConvNetPlus(nn.Module):
         return self.layers(x)
 
 
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """(N, C, H, W) images moved by ``dy`` rows and ``dx`` columns; the border pixel fills the gap.
+
+    MNIST's borders are background, so repeating the border pixel brings in background.
+    """
+    if dy == dx == 0:
+        return x
+    k = max(abs(dy), abs(dx))
+    padded = F.pad(x, (k, k, k, k), mode="replicate")
+    h, w = x.shape[-2:]
+    return padded[..., k - dy : k - dy + h, k - dx : k - dx + w]
+
+
+def tta_offsets(max_shift: int) -> list[tuple[int, int]]:
+    """The copies averaged at evaluation: the image itself, then moved by 1..max_shift pixels
+    up, down, left and right (1 + 4 * max_shift copies)."""
+    moves = [(s * dy, s * dx) for s in range(1, max_shift + 1) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    return [(0, 0), *moves]
+
+
 class DigitPairNet(nn.Module):
     """Digit logits for both channels, then a comparison head (see :mod:`pairmnist.models.heads`).
 
     Subclasses define :meth:`digit_logits`; ``head`` is ``"learned"`` (original report,
     uses ``nb_hidden``), ``"digits"`` or ``"probabilistic"``.
+
+    Args:
+        nb_hidden: hidden units of the learned head.
+        head: the comparison head's name.
+        tta_shift: test-time augmentation. 0: off. k > 0: in evaluation mode the digit logits
+            are the mean over the input and its copies moved by 1..k pixels in the four
+            directions (:func:`tta_offsets`); it uses the test input only, and training is
+            unchanged.
     """
 
-    def __init__(self, nb_hidden: int = 100, head: str = "learned") -> None:
+    def __init__(self, nb_hidden: int = 100, head: str = "learned", tta_shift: int = 0) -> None:
         super().__init__()
         self.head = make_head(head, nb_hidden)
+        self.offsets = tta_offsets(tta_shift)
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, 14, 14) float32 -> (B, 2, 10) float32."""
@@ -123,15 +153,19 @@ class DigitPairNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits), float32."""
-        digits = self.digit_logits(x)
+        if self.training or len(self.offsets) == 1:
+            digits = self.digit_logits(x)
+        else:
+            copies = torch.cat([shifted(x, dy, dx) for dy, dx in self.offsets])  # (C*B, 2, 14, 14), one pass
+            digits = self.digit_logits(copies).view(len(self.offsets), *x.shape[:2], -1).mean(0)
         return self.head(digits), digits
 
 
 class Twin(DigitPairNet):
     """No weight sharing: a separate digit ConvNet for each channel."""
 
-    def __init__(self, nb_hidden: int = 100, head: str = "learned") -> None:
-        super().__init__(nb_hidden, head)
+    def __init__(self, nb_hidden: int = 100, head: str = "learned", tta_shift: int = 0) -> None:
+        super().__init__(nb_hidden, head, tta_shift)
         self.branches = nn.ModuleList([DigitConvNet(), DigitConvNet()])
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,8 +179,10 @@ class Siamese(DigitPairNet):
         branch: the digit network, (B, 1, 14, 14) -> (B, 10); default :class:`DigitConvNet`.
     """
 
-    def __init__(self, nb_hidden: int = 100, head: str = "learned", branch: nn.Module | None = None) -> None:
-        super().__init__(nb_hidden, head)
+    def __init__(
+        self, nb_hidden: int = 100, head: str = "learned", branch: nn.Module | None = None, tta_shift: int = 0
+    ) -> None:
+        super().__init__(nb_hidden, head, tta_shift)
         self.branch = branch if branch is not None else DigitConvNet()
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
