@@ -87,3 +87,27 @@ def test_epoch_metrics_are_logged_the_lightning_way(make_cfg):
     curves.Reload()
     assert [e.step for e in curves.Scalars("val/acc")] == [0, 1, 2]
     assert [e.value for e in curves.Scalars("train/loss")] == pytest.approx(module.history["train_loss"])
+
+
+def test_label_smoothing_applies_to_the_digit_loss_only(batch):
+    logits, digits, target, classes = batch
+    eps = 0.1
+    smooth = F.cross_entropy(digits.reshape(-1, 10), classes.reshape(-1), label_smoothing=eps)
+    expected = 0.5 * F.cross_entropy(logits, target) + 0.5 * smooth
+    assert torch.allclose(pair_loss(logits, digits, target, classes, 0.5, eps), expected)
+    # by hand: (1 - eps) * CE + eps * mean over the 10 classes of -log p
+    log_p = F.log_softmax(digits.reshape(-1, 10), -1)
+    by_hand = ((1 - eps) * -log_p.gather(1, classes.reshape(-1, 1)).squeeze(1) + eps * -log_p.mean(1)).mean()
+    assert torch.allclose(smooth, by_hand)
+
+
+def test_ema_recipe_callback_makes_the_final_model_the_average(make_cfg):
+    cfg = make_cfg("model=siamese_plus", "trainer.max_epochs=2")
+    datamodule, module, trainer = build(cfg)
+    (ema,) = module.configure_callbacks()
+    assert type(ema).__name__ == "EMAWeightAveraging"
+    trainer.fit(module, datamodule=datamodule)
+    averaged = dict(ema._average_model.module.named_parameters())
+    assert all(torch.equal(p, averaged[name]) for name, p in module.named_parameters())  # the average is final
+    ema_off = make_cfg("model=siamese_plus", "model.module.callbacks.ema=null")
+    assert build(ema_off).module.configure_callbacks() == []

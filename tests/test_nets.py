@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pairmnist.models.nets import DigitConvNet, Shallow, Siamese, Twin
+from pairmnist.models.nets import DigitConvNet, Shallow, Siamese, Twin, shifted, tta_offsets
 
 
 def n_params(module):
@@ -50,3 +50,21 @@ def test_twin_branches_see_their_own_channel():
     _, digits = net(x)
     assert torch.allclose(digits[:, 0], net.branches[0](x[:, :1]))
     assert torch.allclose(digits[:, 1], net.branches[1](x[:, 1:]))
+
+
+def test_shifted_copies_and_test_time_augmentation_only_in_evaluation():
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 1, 2] = 1.0
+    assert shifted(x, 1, -1)[0, 0].nonzero().tolist() == [[2, 1]]  # one row down, one column left
+    assert tta_offsets(0) == [(0, 0)] and len(tta_offsets(2)) == 9
+    torch.manual_seed(0)
+    plain, tta = Siamese(), Siamese(tta_shift=1)
+    tta.load_state_dict(plain.state_dict())
+    pairs = torch.randn(3, 2, 14, 14)
+    tta.train()
+    plain.train()
+    assert torch.equal(tta(pairs)[1], plain(pairs)[1])  # training sees the input as it is
+    tta.eval()
+    plain.eval()
+    expected = torch.stack([plain(shifted(pairs, dy, dx))[1] for dy, dx in tta_offsets(1)]).mean(0)
+    assert torch.allclose(tta(pairs)[1], expected, atol=1e-5)
