@@ -101,13 +101,12 @@ def test_label_smoothing_applies_to_the_digit_loss_only(batch):
     assert torch.allclose(smooth, by_hand)
 
 
-def test_ema_recipe_callback_makes_the_final_model_the_average(make_cfg):
-    cfg = make_cfg("model=siamese_plus", "trainer.max_epochs=2")
+def test_ema_makes_the_final_model_the_average(make_cfg):
+    cfg = make_cfg("model=siamese_plus", "trainer.max_epochs=2", "model.ema_decay=0.9")
     datamodule, module, trainer = build(cfg)
-    (ema,) = module.configure_callbacks()
-    assert type(ema).__name__ == "EMAWeightAveraging"
+    assert [type(c).__name__ for c in module.configure_callbacks()] == ["EMAWeightAveraging"]
     trainer.fit(module, datamodule=datamodule)
+    (ema,) = [c for c in trainer.callbacks if type(c).__name__ == "EMAWeightAveraging"]
     averaged = dict(ema._average_model.module.named_parameters())
     assert all(torch.equal(p, averaged[name]) for name, p in module.named_parameters())  # the average is final
-    ema_off = make_cfg("model=siamese_plus", "model.module.callbacks.ema=null")
-    assert build(ema_off).module.configure_callbacks() == []
+    assert build(make_cfg("model=siamese_plus")).module.configure_callbacks() == []  # off by default

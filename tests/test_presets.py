@@ -14,6 +14,7 @@ MEANT_FOR = {  # what each preset's `model` sweep says
     "hparams_search=deep_optuna": ["siamese", "twin"],  # a search: the model is picked by model= (siamese by default)
     "hparams_search=plus_grid": ["siamese_plus"],
     "hparams_search=plus_grid2": ["siamese_plus"],
+    "hparams_search=plus_grid3": ["siamese_plus"],
     "experiment=ablation": ["twin", "siamese"],
 }
 

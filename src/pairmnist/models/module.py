@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import EMAWeightAveraging
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
@@ -80,12 +81,11 @@ class PairModule(pl.LightningModule):
             run's number of training steps (``trainer.estimated_stepping_batches``).
         aux_weight: weight w of the auxiliary digit loss, in [0, 1].
         label_smoothing: label smoothing of the digit loss (:func:`pair_loss`); 0.
-        callbacks: Lightning callbacks that belong to the training recipe (so to the job's
-            identity), e.g. ``EMAWeightAveraging``: an exponential moving average of the
-            weights, used for validation and as the final model. Given to the Trainer through
-            ``configure_callbacks``.
+        ema_decay: None (off), or the decay of an exponential moving average of the weights,
+            updated after every step, used for validation and as the final model (Lightning's
+            ``EMAWeightAveraging``, given to the Trainer by :meth:`configure_callbacks`).
 
-    ``net``, ``optimizer``, ``scheduler`` and ``callbacks`` are not stored in the checkpoint's
+    ``net``, ``optimizer`` and ``scheduler`` are not stored in the checkpoint's
     hyperparameters (a checkpoint holds tensors and plain values only, so torch's
     weights-only loader reads it): pass them again to ``load_from_checkpoint``, as
     :func:`pairmnist.jobs.load.load_job` does from the job's config.
@@ -98,13 +98,12 @@ class PairModule(pl.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         aux_weight: float = 0.0,
         label_smoothing: float = 0.0,
-        callbacks: dict[str, pl.Callback | None] | None = None,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "callbacks"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.make_optimizer, self.make_scheduler, self.aux_weight = net, optimizer, scheduler, aux_weight
-        self.label_smoothing = label_smoothing
-        self.recipe_callbacks = [c for c in (callbacks or {}).values() if c is not None]
+        self.label_smoothing, self.ema_decay = label_smoothing, ema_decay
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
 
@@ -176,8 +175,8 @@ class PairModule(pl.LightningModule):
         self._epoch_metrics("test")
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """The recipe's callbacks (``callbacks``), added to the Trainer's own."""
-        return self.recipe_callbacks
+        """The weight average of ``ema_decay`` (if set), added to the Trainer's callbacks."""
+        return [] if self.ema_decay is None else [EMAWeightAveraging(decay=self.ema_decay)]
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         optimizer = self.make_optimizer(self.parameters())
