@@ -52,3 +52,19 @@ def test_aux_weight_one_leaves_the_learned_head_without_gradient(batch):
 def test_adam_with_the_configured_lr():
     optimizer = PairModule(Shallow(), lr=3e-4).configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 3e-4
+
+
+def _conv_weights(net):
+    """Weights of the convolutions with several input channels (with one, both layouts are the same)."""
+    return [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
+
+
+def test_nets_are_channels_last_only_when_training_on_the_cpu():
+    cpu = PairModule(Siamese())
+    assert all(w.is_contiguous() for w in _conv_weights(cpu.net))  # built in the default layout
+    cpu.setup("fit")
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(cpu.net))
+    other = PairModule(Siamese())
+    other._device = torch.device("mps")  # as Lightning sets it before setup on Apple's GPU
+    other.setup("fit")
+    assert all(not w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(other.net))
