@@ -8,9 +8,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
+from pairmnist.atomic import atomic_path
+
 
 class FinalCheckpoint(pl.Callback):
-    """Write ``<dirpath>/<filename>`` (a full Lightning checkpoint) when training ends.
+    """Write ``<dirpath>/<filename>`` (a full Lightning checkpoint) when training ends, atomically.
 
     The study keeps only the final model (never a "best epoch" chosen on any data), so this
     replaces ``ModelCheckpoint``, whose per-epoch bookkeeping costs about 1 ms an epoch
@@ -25,8 +27,8 @@ class FinalCheckpoint(pl.Callback):
         self.path = Path(dirpath) / filename
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(self.path)
+        with atomic_path(self.path) as tmp:  # a job stopped meanwhile leaves no half checkpoint
+            trainer.save_checkpoint(tmp)
 
 
 class TrainingProgressBar(TQDMProgressBar):
