@@ -10,12 +10,15 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
+from pairmnist.jobs import signals
 from pairmnist.jobs.naming import register
 
 register()
-# conf/hydra/launcher/joblib.yaml deliberately shares its name with the joblib plugin's schema,
-# so that `hydra/launcher=joblib` selects it, validated against that schema.
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is validated against ConfigStore schema")
+# conf/hydra/launcher/{joblib,submitit_local}.yaml deliberately share their names with the plugins'
+# schemas, so that `hydra/launcher=joblib` selects the project's file, validated against that schema.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/(joblib|submitit_local)' is validated against ConfigStore schema"
+)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -27,4 +30,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    signals.install()  # SIGINT, SIGTERM: the running job stops, no other starts, the report is written
     main()
