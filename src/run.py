@@ -5,8 +5,6 @@ See README.md; the work is done by :func:`pairmnist.jobs.job.run_job`.
 
 from __future__ import annotations
 
-import warnings
-
 import hydra
 from omegaconf import DictConfig
 
@@ -14,17 +12,12 @@ from pairmnist.jobs import signals
 from pairmnist.jobs.naming import register
 
 register()
-# conf/hydra/launcher/{joblib,submitit_local}.yaml deliberately share their names with the plugins'
-# schemas, so that `hydra/launcher=joblib` selects the project's file, validated against that schema.
-warnings.filterwarnings(
-    "ignore", message=r"\s*'hydra/launcher/(joblib|submitit_local)' is validated against ConfigStore schema"
-)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one job; returns its final validation accuracy (for sweepers)."""
-    from pairmnist.jobs.job import run_job  # torch and Lightning load only once the config is valid
+    from pairmnist.jobs.job import run_job  # the training code loads only once the config is valid
 
     return run_job(cfg)
 
