@@ -70,7 +70,7 @@ def project_seconds(cfg: DictConfig) -> float:
 def bare_seconds(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
     """Wall-clock seconds of the same training as a plain PyTorch loop."""
     torch.manual_seed(cfg.seed)
-    net = instantiate(cfg.model.module.net)
+    net = instantiate(cfg.model.module.net).to(memory_format=torch.channels_last)  # as PairModule on the CPU
     aux_weight, batch_size = cfg.model.aux_weight, cfg.data.batch_size
     start = time.perf_counter()
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.model.lr)

@@ -1,4 +1,4 @@
-"""Parallel (joblib) and cluster (SLURM) launchers."""
+"""Parallel (joblib) and cluster (SLURM, and submitit_local, its tested stand-in) launchers."""
 
 from __future__ import annotations
 
@@ -25,6 +25,31 @@ def test_joblib_runs_jobs_in_parallel_processes_with_one_thread(run_cli, tmp_pat
     assert [r["seed"] for r in records] == [0, 1]
     assert all(r["threads"] == 1 for r in records)  # hydra.job.env_set reached the workers
     assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [2]
+
+
+def test_submitit_local_runs_a_sweep_end_to_end(run_cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m", "model=shallow", "seed=0,1", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}", *TINY
+    )
+    assert proc.stdout.startswith(f"sweep folder: {sweep}\n")
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert [r["seed"] for r in records] == [0, 1]
+    assert len({r["cpu"] for r in records}) == 1 and any(sweep.glob(".submitit/*/*_result.pkl"))  # through submitit
+    assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [2]
+
+
+def test_submitit_local_records_a_failed_job_and_summarises_the_other(run_cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "model=shallow", "model.lr=1e-3,1e30", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}"]
+    proc = run_cli(*args, *TINY, "trainer.max_epochs=2", check=False)
+    assert proc.returncode == 1
+    (failed,) = sweep.glob("*lr1e+30*")
+    assert (failed / "error.txt").read_text().startswith("FloatingPointError: train/loss is")
+    assert f"1 job(s) failed or left no result: {failed.name} (see summary.md)" in proc.stderr.splitlines()
+    (done,) = sweep.glob("*/metrics.json")
+    assert json.loads(done.read_text())["lr"] == 1e-3
+    assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [1]  # the other job, summarised
 
 
 def test_slurm_launcher_composes_and_is_importable():

@@ -6,6 +6,7 @@ import gzip
 import logging
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,15 +68,43 @@ def test_unknown_source_names_the_allowed_values(tmp_path):
         load_mnist("mnist", tmp_path)
 
 
-def test_torchvision_download_failure_points_to_packaged(tmp_path, monkeypatch):
-    import torchvision.datasets
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's MNIST download fails, as it does without internet."""
+    from torchvision.datasets import MNIST as TorchvisionMNIST
 
-    def offline(*args, **kwargs):
+    def offline(self):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
-    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    monkeypatch.setattr(TorchvisionMNIST, "download", offline)
+
+
+def test_torchvision_download_failure_points_to_packaged(tmp_path, monkeypatch):
+    _offline(monkeypatch)
     with pytest.raises(RuntimeError, match="downloading MNIST failed.*data.source=packaged"):
         load_mnist("torchvision", tmp_path)
+
+
+def test_damaged_torchvision_files_name_the_folder_to_delete(tmp_path, monkeypatch):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (raw / name).write_bytes(b"")  # an interrupted download: torchvision will not fetch them again
+    with pytest.raises(RuntimeError) as info:
+        load_mnist("torchvision", tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and f"files in {raw} cannot be read" in message, message
+    assert "invalid literal for int() with base 16" in message  # what torchvision's parser said
+    assert "delete that folder" in message and "data.source=packaged" in message
+    shutil.rmtree(raw)  # as told
+    _offline(monkeypatch)
+    with pytest.raises(RuntimeError, match="downloading MNIST failed"):
+        load_mnist("torchvision", tmp_path)  # the next attempt downloads again (offline here: it cannot)
+    verify(load_mnist("packaged", tmp_path))  # and the offline copy works in the same folder
 
 
 class _Evil:

@@ -110,3 +110,19 @@ def test_ema_makes_the_final_model_the_average(make_cfg):
     averaged = dict(ema._average_model.module.named_parameters())
     assert all(torch.equal(p, averaged[name]) for name, p in module.named_parameters())  # the average is final
     assert build(make_cfg("model=siamese_plus")).module.configure_callbacks() == []  # off by default
+
+
+def _conv_weights(net):
+    """Weights of the convolutions with several input channels (with one, both layouts are the same)."""
+    return [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
+
+
+def test_nets_are_channels_last_only_when_training_on_the_cpu():
+    cpu = PairModule(Siamese(), optimizer=partial(torch.optim.Adam))
+    assert all(w.is_contiguous() for w in _conv_weights(cpu.net))  # built in the default layout
+    cpu.setup("fit")
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(cpu.net))
+    other = PairModule(Siamese(), optimizer=partial(torch.optim.Adam))
+    other._device = torch.device("mps")  # as Lightning sets it before setup on Apple's GPU
+    other.setup("fit")
+    assert all(not w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(other.net))

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
+from conftest import CLI_ENV, RUN, TINY
+from omegaconf import OmegaConf
+from test_report import write_job
 
 from pairmnist import atomic
+from pairmnist.jobs.hydra_callbacks import WriteReport
 from pairmnist.jobs.job import completed, run_job
 
 
@@ -99,3 +104,35 @@ def test_cli_unwritable_output_folder(run_cli, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"hydra.run.dir={blocker}/run: not a writable folder ({blocker} is a file)"
     ]
+
+
+def test_report_that_cannot_be_written_ends_the_sweep_with_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    sweep = tmp_path / "sweep"
+    write_job(sweep, "siamese_seed0")
+    (sweep / "siamese_seed1").mkdir()
+    (sweep / "siamese_seed1" / "error.txt").write_text("FloatingPointError: train/loss is nan\n")
+    (sweep / "summary.csv").mkdir()  # something is in the way (as a full disk or a locked file would be)
+    monkeypatch.setattr("sys.argv", ["src/run.py", "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"])
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}, "runtime": {"cwd": str(tmp_path)}}})
+    with pytest.raises(SystemExit) as info:
+        WriteReport().on_multirun_end(config)  # Hydra would turn an exception into a warning and exit 0
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "1 job(s) failed or left no result: siamese_seed1"  # the failed job first
+    assert [line for line in lines if line.startswith("report:")] == [lines[1]]  # then one line for the report
+    assert lines[1].startswith(f"report: could not write {sweep / 'summary.csv'}: IsADirectoryError")
+    assert lines[-1].endswith(f"src/run.py -m seed=0,1 resume=true hydra.sweep.dir={sweep}")
+
+
+def test_chdir_true_changes_nothing_about_where_data_and_outputs_go(data_dir, tmp_path):
+    launch = tmp_path / "launch"
+    (launch / "data").mkdir(parents=True)  # the MNIST cache of this launch folder (the session's, to save time)
+    (launch / "data" / "mnist-packaged-uint8.npz").symlink_to(data_dir / "mnist-packaged-uint8.npz")
+    env = {k: v for k, v in CLI_ENV.items() if k != "PAIRMNIST_ROOT"}
+    args = ["-m", "model=shallow", "seed=0", "hydra.job.chdir=true", *TINY]
+    proc = subprocess.run([sys.executable, str(RUN), *args], cwd=launch, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep,) = (launch / "outputs" / "multirun").iterdir()
+    assert len(list(sweep.glob("*/metrics.json"))) == 1 and (sweep / "summary.csv").is_file()
+    assert not list(sweep.rglob("mnist-*.npz"))  # no cache built inside the job folder
+    assert [p.name for p in (launch / "data").iterdir()] == ["mnist-packaged-uint8.npz"]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, TINY
 from hydra.utils import instantiate
 
-from pairmnist.jobs.config import ConfigError, validate
+from pairmnist.jobs.config import ConfigError, launch_path, validate
 from pairmnist.jobs.hydra_callbacks import ValidateConfig
-from pairmnist.jobs.job import run_job
+from pairmnist.jobs.job import accelerator, run_job
 from pairmnist.jobs.records import METRICS_KEYS
 
 
@@ -67,6 +67,13 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("model.head=digits", "model.aux_weight=0.5: allowed: 1 with model.head=digits"),
         ("model.head=mlp", "model.head=mlp: allowed: learned, digits, probabilistic"),
         ("data.augment.shift=9", r"data.augment.shift=9: must be an integer in \[0, 7\]"),
+        ("data.num_workers=2", "data.num_workers=2: must be 0: the pairs live in memory"),
+        ("+model.lrr=0.1", "model.lrr: unknown key .*; known under model: lr, nb_hidden, aux_weight, head, module$"),
+        ("+model.width=64", "model.width: unknown key"),  # siamese has no width (siamese_plus has)
+        ("+data.foo=1", "data.foo: unknown key: 'foo' is not an argument of pairmnist.data.PairMNISTDataModule"),
+        ("+model.module.net.foo=1", "model.module.net.foo: unknown key: 'foo' is not an argument of .*Siamese"),
+        ("+paths.cache=x", "paths.cache: unknown key"),
+        ("+foo=1", "foo: unknown key .*known at the top level: seed, resume, paths"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(make_cfg, override, message):
@@ -97,6 +104,23 @@ def test_cli_bad_value_is_one_line_without_traceback(run_cli, tmp_path):
 def test_cli_unknown_model_or_misspelled_key(run_cli, tmp_path, override, message):
     proc = run_cli(override, f"hydra.run.dir={tmp_path}/run", check=False)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_key_added_with_plus_that_nothing_reads_stops_before_anything(run_cli, tmp_path):
+    proc = run_cli("+model.lrr=0.1", f"hydra.run.dir={tmp_path}/run", check=False)  # Hydra's hint for model.lrr
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "model.lrr: unknown key (nothing reads it); known under model: lr, nb_hidden, aux_weight, head, module"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_key_a_constructor_reads_runs_and_the_run_prints_its_folders(run_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("model=shallow", *TINY, "+trainer.gradient_clip_val=1.0", f"hydra.run.dir={run_dir}")
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == f"run folder: {run_dir}" and lines[-1] == f"metrics: {run_dir / 'metrics.json'}"
+    assert json.loads((run_dir / "metrics.json").read_text())["config"]["trainer"]["gradient_clip_val"] == 1.0
 
 
 def test_learned_head_without_gradient_is_warned(make_cfg, caplog):
@@ -150,3 +174,20 @@ def test_early_stopping_as_the_readme_shows(make_cfg):
     run_job(cfg)
     record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert record["epochs"] < 20 and len(record["history"]["val_acc"]) == record["epochs"]
+
+
+def test_auto_accelerator_is_cuda_or_cpu_never_apples_mps(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # a Mac
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert accelerator("auto") == "cpu" and accelerator("mps") == "mps"  # MPS only when asked by name
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert accelerator("auto") == "cuda"
+
+
+def test_relative_paths_are_anchored_at_the_launch_folder(make_cfg, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAIRMNIST_ROOT", "elsewhere")
+    cfg = make_cfg()
+    cfg.paths.data_dir = "${paths.root_dir}/data"  # the default (make_cfg points it at the session cache)
+    monkeypatch.chdir(tmp_path)  # as hydra.job.chdir=true does to a job
+    assert launch_path(cfg, cfg.paths.data_dir) == Path(cfg.hydra.runtime.cwd) / "elsewhere" / "data"
+    assert launch_path(cfg, tmp_path / "abs") == tmp_path / "abs"

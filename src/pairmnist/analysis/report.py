@@ -12,6 +12,8 @@ seen twice (same identity and seed) counts once.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from matplotlib.figure import Figure
 
 from pairmnist.analysis import stats
 from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank, versus_winner
-from pairmnist.atomic import atomic_path, write_text
+from pairmnist.atomic import atomic_path
 from pairmnist.jobs.identity import identity, identity_id, trained_hyperparameters
 from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
 
@@ -33,6 +35,25 @@ INSTANTIATION_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_")
 REPORT_FILES = ("summary.csv", "summary.md", "comparisons.csv", "curves.png", "test_acc.png")
 SELECTION_FILES = ("ranking.md", "best.yaml")  # when a model was run with several settings
 MAX_ALL_PAIRS = 6  # up to this many groups every pair is compared; beyond, each against the best
+
+
+class ReportError(Exception):
+    """A report file could not be written; the message is one line naming it and why."""
+
+
+@contextmanager
+def _report_file(path: Path) -> Iterator[Path]:
+    """:func:`~pairmnist.atomic.atomic_path` for a report file, any failure raised as :class:`ReportError`."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except Exception as e:
+        raise ReportError(f"could not write {path}: {type(e).__name__}: {' '.join(str(e).split())}") from e
+
+
+def _write_text(path: Path, text: str) -> None:
+    with _report_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @dataclass
@@ -543,23 +564,24 @@ def write_report(root: str | Path) -> Report:
 
     Raises:
         FileNotFoundError: ``root`` holds no job folder with a result.
-        OSError: a report file cannot be written.
+        ReportError: a report file cannot be written (the message names it); the files
+            written before it are complete, those after it are not written.
     """
     root = Path(root)
     report = analyse(collect(root), root.name)
-    with atomic_path(root / "summary.csv") as tmp:
+    with _report_file(root / "summary.csv") as tmp:
         report.summary.drop(columns="group").to_csv(tmp, index=False)
-    with atomic_path(root / "comparisons.csv") as tmp:
+    with _report_file(root / "comparisons.csv") as tmp:
         report.comparisons.to_csv(tmp, index=False)
-    write_text(root / "summary.md", report.markdown)
+    _write_text(root / "summary.md", report.markdown)
     for name, fig in (("curves.png", curves_figure(report)), ("test_acc.png", test_acc_figure(report))):
-        with atomic_path(root / name) as tmp:
+        with _report_file(root / name) as tmp:
             fig.savefig(tmp, dpi=120)
     report.files = [root / f for f in REPORT_FILES]
     if report.best:
-        write_text(root / "ranking.md", report.ranking)
+        _write_text(root / "ranking.md", report.ranking)
         header = "# Best settings per model, selected on mean validation accuracy (test accuracy not used).\n"
-        write_text(root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True))
+        _write_text(root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True))
         report.files += [root / f for f in SELECTION_FILES]
     return report
 
@@ -624,6 +646,6 @@ def main(argv: list[str] | None = None) -> int:
             report = write_report(args.folder)
             print(console_text(report))
             print("wrote " + ", ".join(str(f) for f in report.files))
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except (FileNotFoundError, ValueError, OSError, ReportError) as e:
         parser.exit(1, f"error: {e}\n")
     return 0

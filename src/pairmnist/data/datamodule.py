@@ -58,7 +58,8 @@ class PairMNISTDataModule(pl.LightningDataModule):
         source: where MNIST comes from, ``"packaged"`` or ``"torchvision"``.
         data_dir: MNIST cache folder.
         normalize: standardise every split with the training pairs' mean and std (scalars).
-        num_workers: DataLoader worker processes; 0 (in-memory data needs none).
+        num_workers: DataLoader worker processes; 0. Each batch is one slice of in-memory
+            tensors, so workers have nothing to do (the study's config allows only 0).
         augment: training-set augmentation, off by default (:mod:`pairmnist.data.augment`):
             ``swap`` (bool) adds every training pair with its digits swapped (2N pairs);
             ``shift`` (int k) translates each training image by up to k pixels, drawn anew

@@ -135,16 +135,28 @@ def read_packaged(path: str | Path | None = None) -> MNIST:
 def read_torchvision(data_dir: str | Path) -> MNIST:
     """Download (or reuse) ``torchvision.datasets.MNIST`` under ``data_dir``.
 
+    torchvision keeps its files in ``<data_dir>/MNIST/raw/`` and, once they are all there,
+    never downloads them again, so damaged ones (an interrupted download) would fail the same
+    way forever; the message says which folder to delete.
+
     Raises:
-        RuntimeError: the download failed; the message names ``data.source=packaged``.
+        RuntimeError: one line, naming ``data.source=packaged`` (the offline copy): the
+            download failed, or the downloaded files cannot be read (naming their folder).
     """
     from torchvision.datasets import MNIST as TorchvisionMNIST
 
+    raw = Path(data_dir) / "MNIST" / "raw"  # torchvision's <root>/<class name>/raw
     try:
         train = TorchvisionMNIST(root=str(data_dir), train=True, download=True)
         test = TorchvisionMNIST(root=str(data_dir), train=False, download=True)
-    except (RuntimeError, OSError) as e:
+    except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if all((raw / Path(name).stem).is_file() for name, _ in TorchvisionMNIST.resources):
+            raise RuntimeError(
+                f"data.source=torchvision: the downloaded MNIST files in {raw} cannot be read "
+                f"({type(e).__name__}: {first}); delete that folder to download them again, "
+                "or use data.source=packaged for the offline copy"
+            ) from e
         raise RuntimeError(
             f"data.source=torchvision: downloading MNIST failed ({first}); "
             "use data.source=packaged for the offline copy"
@@ -193,7 +205,8 @@ def load_mnist(source: str = "packaged", data_dir: str | Path = "data") -> MNIST
     Raises:
         ValueError: unknown ``source``.
         MNISTIntegrityError: the source's arrays fail :func:`verify`.
-        RuntimeError: the torchvision download failed.
+        RuntimeError: the torchvision download failed, or its files are damaged
+            (:func:`read_torchvision`).
     """
     if source not in SOURCES:
         raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")

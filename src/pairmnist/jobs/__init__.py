@@ -5,3 +5,13 @@ May import ``pairmnist.data`` and ``pairmnist.models``; ``pairmnist.analysis`` o
 callback that writes the report when a multirun ends.
 ``records`` and ``identity`` are plain Python (no torch), so the analysis can read them.
 """
+
+import warnings
+
+# conf/hydra/launcher/{joblib,submitit_local}.yaml deliberately share their names with the plugins'
+# schemas, so that `hydra/launcher=joblib` selects the project's file, validated against that schema.
+# Filtered here, where both src/run.py and the launchers' worker processes (which load the config
+# again) pass before Hydra reads the launcher's config.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/(joblib|submitit_local)' is validated against ConfigStore schema"
+)

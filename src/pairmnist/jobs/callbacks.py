@@ -10,11 +10,13 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
+from pairmnist.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 
 class FinalCheckpoint(pl.Callback):
-    """Write ``<dirpath>/<filename>`` (a full Lightning checkpoint) when training ends.
+    """Write ``<dirpath>/<filename>`` (a full Lightning checkpoint) when training ends, atomically.
 
     The study keeps only the final model (never a "best epoch" chosen on any data), so this
     replaces ``ModelCheckpoint``, whose per-epoch bookkeeping costs about 1 ms an epoch
@@ -30,8 +32,8 @@ class FinalCheckpoint(pl.Callback):
         self.path = Path(dirpath) / filename
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(self.path, weights_only=False)
+        with atomic_path(self.path) as tmp:  # a job stopped meanwhile leaves no half checkpoint
+            trainer.save_checkpoint(tmp, weights_only=False)
 
 
 class TrainingProgressBar(TQDMProgressBar):

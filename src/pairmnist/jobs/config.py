@@ -1,4 +1,4 @@
-"""The study's config schema: typed fields and the allowed values, checked before any work.
+"""The study's config schema: typed fields, the allowed values and the known keys, checked before any work.
 
 Each check fails with one line naming the key, the value and what is allowed, as a
 :class:`ConfigError` that Hydra prints without a traceback.
@@ -7,17 +7,23 @@ Each check fails with one line naming the key, the value and what is allowed, as
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
+import json
 import logging
 import math
+import os
+import re
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, ValueType
 from hydra.errors import CompactHydraException
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -27,6 +33,10 @@ from pairmnist.models.heads import HEADS
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 _ABSENT = object()  # OmegaConf.select's answer for a key that does not exist
+# Config nodes a job reads whole (instantiates, or hands to Hydra), besides the schemas' fields.
+READ_WHOLE = ("data", "trainer", "logger", "callbacks", "model.module", "paths.data_dir", "paths.output_dir")
+# Keys of instantiated nodes that are Hydra's instructions, not constructor arguments.
+HYDRA_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "_args_")
 log = logging.getLogger(__name__)
 
 
@@ -95,6 +105,7 @@ class DataSchema:
     source: str
     normalize: bool
     augment: AugmentSchema
+    num_workers: int = 0
 
     def check(self) -> None:
         _require(self.n_pairs >= 1, "data.n_pairs", self.n_pairs, "must be >= 1")
@@ -102,6 +113,13 @@ class DataSchema:
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be >= 1")
         _require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "must be >= 1")
         _require(self.source in SOURCES, "data.source", self.source, f"allowed: {', '.join(SOURCES)}")
+        _require(
+            self.num_workers == 0,
+            "data.num_workers",
+            self.num_workers,
+            "must be 0: the pairs live in memory and each batch is one slice of them, "
+            "so DataLoader worker processes would have nothing to do",
+        )
         shift = self.augment.shift
         _require(0 <= shift <= 7, "data.augment.shift", shift, "must be an integer in [0, 7] (pixels of a 14x14 image)")
         rotate, scale, mix = self.augment.rotate, self.augment.scale, self.augment.mix
@@ -116,7 +134,11 @@ class DataSchema:
 
 @dataclass
 class TrainerSchema:
-    """``trainer.*`` keys the study depends on (the rest go to ``Trainer`` unchecked)."""
+    """``trainer.*`` keys the study depends on (the rest go to ``Trainer``, which checks them).
+
+    ``accelerator``: ``auto`` is a CUDA GPU when there is one, else the CPU (never Apple's
+    MPS: see :func:`pairmnist.jobs.job.accelerator`); ``mps`` is an explicit, untested opt-in.
+    """
 
     max_epochs: int
     accelerator: str = "auto"
@@ -132,6 +154,11 @@ class TrainerSchema:
                 self.accelerator,
                 "no CUDA GPU is available here; use the default trainer (accelerator auto, CPU)",
             )
+        if self.accelerator == "mps":
+            log.warning(
+                "trainer.accelerator=mps: Apple's GPU has not been run by this project (nets stay in their "
+                "default memory layout there); results are not checked against the CPU's"
+            )
 
 
 @dataclass
@@ -143,6 +170,10 @@ class RunSchema:
 
     def check(self) -> None:
         _require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"must be an integer in [0, {MAX_SEED}]")
+
+
+# Each schema and the node it checks ("" is the top level).
+SCHEMAS = ((RunSchema, ""), (ModelSchema, "model."), (DataSchema, "data."), (TrainerSchema, "trainer."))
 
 
 def _typed(schema: type, node: DictConfig, prefix: str) -> Any:
@@ -161,6 +192,93 @@ def _typed(schema: type, node: DictConfig, prefix: str) -> Any:
         kinds = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "missing": "set"}
         wanted = next((f"must be {v}" for k, v in kinds.items() if k in msg), msg)
         raise ConfigError(f"{prefix}{path}={value}: {wanted}") from None
+
+
+def launch_path(cfg: DictConfig, path: str | Path) -> Path:
+    """``path`` anchored at the folder the command was started from (Hydra's ``runtime.cwd``).
+
+    A relative ``paths.*`` value then names the same folder whatever the job's working folder
+    (``hydra.job.chdir=true`` moves that into the job folder); an absolute path stays as it is.
+    ``cfg`` is a composed config with its ``hydra`` node, or a job's config (Hydra's is then
+    read from :class:`HydraConfig`); without either, the current folder is the anchor.
+    """
+    if "hydra" in cfg:
+        cwd = cfg.hydra.runtime.cwd
+    elif HydraConfig.initialized():
+        cwd = HydraConfig.get().runtime.cwd
+    else:
+        cwd = os.getcwd()
+    return Path(cwd, path)
+
+
+def _references(*nodes: DictConfig) -> set[str]:
+    """Every key that an interpolation ``${a.b}`` in ``nodes`` refers to (``a.b``)."""
+    text = json.dumps([OmegaConf.to_container(n, resolve=False) for n in nodes], default=str)
+    return set(re.findall(r"\$\{([\w.]+)\}", text))
+
+
+def _arguments(target: str, key: str) -> list[str] | None:
+    """The argument names of ``target`` (a ``_target_``), or None when it takes ``**kwargs``.
+
+    Raises:
+        ConfigError: ``target`` cannot be imported or has no signature.
+    """
+    try:
+        parameters = inspect.signature(get_object(target)).parameters
+    except Exception as e:
+        raise ConfigError(f"{key}={target}: cannot be used ({type(e).__name__}: {e})") from None
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return list(parameters)
+
+
+def _check_added_key(cfg: DictConfig, key: str, reads: set[str]) -> None:
+    """Check one key added with ``+``: read by its node's constructor, or by the job."""
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):  # the nearest node above the key that is instantiated
+        node = OmegaConf.select(cfg, ".".join(parts[:n]), default=None)
+        if isinstance(node, DictConfig) and "_target_" in node:
+            argument = parts[n]
+            arguments = _arguments(node._target_, ".".join([*parts[:n], "_target_"]))
+            if arguments is None or argument in arguments or argument in HYDRA_KEYS:
+                return
+            raise ConfigError(f"{key}: unknown key: {argument!r} is not an argument of {node._target_}")
+    if any(key == r or key.startswith(r + ".") for r in reads):
+        return
+    parent = ".".join(parts[:-1])
+    siblings = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    prefix = f"{parent}." if parent else ""
+    known = [str(k) for k in siblings or () if f"{prefix}{k}" != key and str(k) != "hydra"]
+    where = f"under {parent}" if parent else "at the top level"
+    raise ConfigError(f"{key}: unknown key (nothing reads it); known {where}: {', '.join(known)}")
+
+
+def check_added_keys(cfg: DictConfig, hydra: DictConfig) -> None:
+    """Check that something reads every key added on the command line with ``+`` (or ``++``),
+    so that a misspelt ``+model.lrr=0.1`` (the spelling Hydra's own error suggests) stops the
+    command instead of being ignored.
+
+    A key is read when it is an argument of the nearest node above it with a ``_target_``
+    (any key when that target takes ``**kwargs``), so ``+trainer.gradient_clip_val=1.0``
+    passes and ``+data.foo=1`` does not; else when it is a schema field (:data:`SCHEMAS`),
+    lies in a node the job reads whole (:data:`READ_WHOLE`), or is referred to by an
+    interpolation anywhere in the config (``model.width`` by ``${model.width}``). Added config
+    groups (``+experiment=...``) are Hydra's business.
+
+    Args:
+        cfg: the composed config.
+        hydra: its ``hydra`` node (``hydra.overrides.task``, ``hydra.runtime.choices``).
+
+    Raises:
+        ConfigError: ``<key>: unknown key ...`` naming the first such key and what is known there.
+    """
+    reads = set(READ_WHOLE) | _references(cfg, hydra)
+    reads |= {f"{prefix}{f.name}" for schema, prefix in SCHEMAS for f in fields(schema)}
+    choices = hydra.runtime.choices
+    for override in OverridesParser.create().parse_overrides(list(hydra.overrides.task)):
+        key = override.key_or_group
+        if (override.is_add() or override.is_force_add()) and key not in choices and "/" not in key:
+            _check_added_key(cfg, key, reads)
 
 
 def check_writable(key: str, folder: str | Path) -> None:
@@ -189,24 +307,25 @@ def check_values(cfg: DictConfig) -> None:
     Raises:
         ConfigError: the first key whose value is not allowed.
     """
-    for schema, node, prefix in (
-        (RunSchema, cfg, ""),
-        (ModelSchema, cfg.model, "model."),
-        (DataSchema, cfg.data, "data."),
-        (TrainerSchema, cfg.trainer, "trainer."),
-    ):
-        _typed(schema, node, prefix).check()
+    for schema, prefix in SCHEMAS:
+        _typed(schema, cfg[prefix[:-1]] if prefix else cfg, prefix).check()
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check the study keys (:func:`check_values`) and the data folder; warn of likely mistakes.
+    """Check a composed config: no unknown key (:func:`check_added_keys`), the study keys' values
+    (:func:`check_values`) and the data folder (anchored by :func:`launch_path`); warn of likely
+    mistakes.
 
     Raises:
-        ConfigError: the first key whose value is not allowed.
+        ConfigError: the first key that is unknown or whose value is not allowed.
     """
+    if "hydra" in cfg:
+        check_added_keys(cfg, cfg.hydra)
+    elif HydraConfig.initialized():  # a job's config: Hydra keeps its own node
+        check_added_keys(cfg, HydraConfig.get())
     check_values(cfg)
     _typed(ModelSchema, cfg.model, "model.").warn()
-    check_writable("paths.data_dir", cfg.paths.data_dir)
+    check_writable("paths.data_dir", launch_path(cfg, cfg.paths.data_dir))
 
 
 def _swept_values(override: Override) -> list[Any]:

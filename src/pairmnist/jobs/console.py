@@ -39,3 +39,6 @@ def quiet_lightning() -> None:
         logger.addFilter(DropNotices())
     # pytorch-lightning 2.6 calls a torch.utils._pytree API that torch 2.14 deprecates; nothing the user can act on.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning suggests DataLoader workers on machines with many cores; batches are slices of in-memory
+    # tensors, so workers would have nothing to do (data.num_workers must be 0).
+    warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers")

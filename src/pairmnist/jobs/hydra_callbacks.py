@@ -1,23 +1,30 @@
-"""Hydra callbacks (``hydra.callbacks`` in ``conf/hydra/default.yaml``)."""
+"""Hydra callbacks (``hydra.callbacks`` in ``conf/hydra/default.yaml``): the config check, the
+folders a command prints, and the report at the end of a multirun."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
+import shutil
+import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pairmnist.jobs import signals
 from pairmnist.jobs.config import ConfigError, check_preset_sweep, check_writable, validate
+from pairmnist.jobs.records import METRICS_FILE
 
 log = logging.getLogger(__name__)
 
 
-def _exit(message: str) -> None:
-    """Stop the whole command with ``message`` on stderr and exit status 1.
+def _exit(message: str, status: int = 1) -> NoReturn:
+    """Stop the whole command with ``message`` on stderr and exit ``status``.
 
     Hydra turns exceptions raised by callbacks into warnings and carries on, so a callback
     that must stop the command raises ``SystemExit`` (the full traceback is printed first
@@ -25,7 +32,23 @@ def _exit(message: str) -> None:
     """
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         traceback.print_exc()
-    raise SystemExit(message)
+    sys.stdout.flush()  # what was printed comes first, also when both streams go to one file
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
+def finish_command(sweep_dir: str | Path, argv: list[str] | None = None) -> str:
+    """The command that finishes a sweep: this one again, with ``resume=true hydra.sweep.dir=<sweep_dir>``.
+
+    Rebuilt from ``argv`` (default ``sys.argv``) with any earlier ``resume=`` or
+    ``hydra.sweep.dir=`` left out, and shell-quoted, so that pasted into bash in the same
+    folder it runs as typed. The interpreter is ``python`` when that name finds the one
+    running, else its full path.
+    """
+    argv = sys.argv if argv is None else argv
+    python = "python" if shutil.which("python") == sys.executable else sys.executable
+    kept = [a for a in argv[1:] if a.lstrip("+").partition("=")[0] not in ("resume", "hydra.sweep.dir")]
+    return shlex.join([python, argv[0], *kept, "resume=true", f"hydra.sweep.dir={sweep_dir}"])
 
 
 class ValidateConfig(Callback):
@@ -65,24 +88,66 @@ class ValidateConfig(Callback):
         self._check(config, "hydra.sweep.dir")
 
 
+class ShowFolders(Callback):
+    """Print where a command's results go, each on a line of its own (kept when output goes to a file).
+
+    A single run prints ``run folder: <absolute path>`` when it starts and ``metrics:
+    <path of metrics.json>`` when it has written it; a multirun prints ``sweep folder:
+    <absolute path>`` when it starts (its report ends it: :class:`WriteReport`).
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        print(f"run folder: {Path(config.hydra.run.dir).absolute()}", flush=True)
+
+    def on_run_end(self, config: DictConfig, job_return: JobReturn | None = None, **kwargs: Any) -> None:
+        if job_return is not None and job_return.status == JobStatus.COMPLETED:
+            print(f"metrics: {Path(config.hydra.runtime.output_dir) / METRICS_FILE}", flush=True)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        print(f"sweep folder: {Path(config.hydra.sweep.dir).absolute()}", flush=True)
+
+
 class WriteReport(Callback):
     """At the end of every multirun, write the report (:mod:`pairmnist.analysis.report`) in the sweep folder.
 
-    Prints the report (for a grid, the validation ranking first). If any job failed or left
-    no result, the command then exits with status 1 and names them (their results are still
-    summarised).
+    Prints the report (for a grid, the validation ranking first). The command then exits
+    non-zero when anything is missing, with one line per problem on stderr, in this order: the jobs that failed or left no result
+    (their results are still summarised), the report file that could not be written (any
+    failure of the report, which Hydra alone would only warn about), and, when jobs are
+    missing or the command received SIGINT or SIGTERM, the command that finishes the sweep
+    (:func:`finish_command`) as the last line. Exit status: 128 + the signal's number after
+    a signal (130, 143), else 1.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pairmnist.analysis.report import console_text, write_report  # pandas, matplotlib: only at the end
+        # pandas and matplotlib only once the sweep is done
+        from pairmnist.analysis.report import ReportError, collect, console_text, write_report
 
-        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
+        sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        problems = []
         try:
             report = write_report(sweep_dir)
-        except FileNotFoundError as e:
-            _exit(f"report: {e}")
-        print(console_text(report), flush=True)
-        print(f"report written to {sweep_dir}: " + ", ".join(f.name for f in report.files), flush=True)
-        if report.jobs.failed:
-            names = ", ".join(report.jobs.failed)
-            _exit(f"{len(report.jobs.failed)} job(s) failed or left no result: {names} (see summary.md)")
+        except Exception as e:  # whatever it is, the command must not end as if all went well
+            if isinstance(e, ReportError | FileNotFoundError):  # names the file, or says there is no result
+                problem = str(e)
+            else:
+                problem = f"could not write the report in {sweep_dir}: {type(e).__name__}: {e}"
+            problems.append(f"report: {' '.join(problem.split())}")
+            jobs = collect(sweep_dir)
+        else:
+            print(console_text(report), flush=True)
+            print(f"report written to {sweep_dir}: " + ", ".join(f.name for f in report.files), flush=True)
+            jobs = report.jobs
+        if jobs.failed:
+            where = "" if problems else " (see summary.md)"
+            names = ", ".join(jobs.failed)
+            problems.insert(0, f"{len(jobs.failed)} job(s) failed or left no result: {names}{where}")
+        received = signals.received()
+        if jobs.failed or received:
+            stopped = f"{received.name} received; " if received else ""
+            problems += [
+                f"{stopped}to finish the sweep, run from {config.hydra.runtime.cwd}:",
+                finish_command(sweep_dir),
+            ]
+        if problems:
+            _exit("\n".join(problems), signals.exit_status(received) if received else 1)

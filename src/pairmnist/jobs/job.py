@@ -2,14 +2,16 @@
 
 ``run_job`` is the Hydra task function (``src/run.py``). In a multirun a failing job is
 recorded in its folder (``error.txt``) and the sweep goes on; the report names it and the
-multirun exits non-zero. With ``resume=true`` a job whose ``metrics.json`` is complete and
-was made from the same config returns the stored result without training.
+multirun exits non-zero. SIGINT and SIGTERM stop a job the same way (:mod:`pairmnist.jobs.signals`).
+With ``resume=true`` a job whose ``metrics.json`` is complete and was made from the same
+config returns the stored result without training.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import sys
 import time
 import traceback
 from datetime import datetime, timezone
@@ -24,13 +26,15 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
 
 from pairmnist.atomic import write_json, write_text
-from pairmnist.jobs.config import validate
+from pairmnist.jobs.config import launch_path, validate
 from pairmnist.jobs.console import quiet_lightning
 from pairmnist.jobs.identity import identity_id, trained_hyperparameters
 from pairmnist.jobs.naming import study_config
 from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, fraction, load_record
+from pairmnist.jobs.signals import Interrupted, exit_status, stop_job
 
 log = logging.getLogger(__name__)
 quiet_lightning()
@@ -67,18 +71,40 @@ class Parts(NamedTuple):
     trainer: pl.Trainer
 
 
+def accelerator(name: str) -> str:
+    """``trainer.accelerator`` as the Trainer gets it: ``auto`` is CUDA when there is a GPU, else the CPU.
+
+    Lightning's own ``auto`` would also pick Apple's MPS, which this project has not been run
+    on (and where a channels-last max-pooling backward has crashed in PyTorch); ``mps`` is
+    there for whoever asks for it by name. Other names pass unchanged.
+    """
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def build(cfg: DictConfig) -> Parts:
     """Seed everything with ``cfg.seed`` (0 included), then instantiate data, model and Trainer.
 
-    The Trainer gets the ``callbacks`` (those set to null left out) and ``logger`` groups.
+    The Trainer gets the ``callbacks`` (those set to null left out) and ``logger`` groups, and
+    :func:`accelerator`'s device. The data folder is anchored at the launch folder
+    (:func:`~pairmnist.jobs.config.launch_path`).
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=cfg.paths.data_dir)
+    datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=str(launch_path(cfg, cfg.paths.data_dir)))
     module = instantiate(cfg.model.module)
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    device = accelerator(cfg.trainer.accelerator)
+    trainer = instantiate(cfg.trainer, accelerator=device, callbacks=callbacks, logger=logger)
     return Parts(datamodule, module, trainer)
+
+
+def _progress(trainer: pl.Trainer) -> str:
+    """Where a job stood when it was stopped: ``at epoch 3 of 50`` (counted from 1), or testing."""
+    if trainer.state.fn == TrainerFn.TESTING:
+        return f"while testing, after epoch {trainer.current_epoch}"
+    return f"at epoch {min(trainer.current_epoch + 1, trainer.max_epochs)} of {trainer.max_epochs}"
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -90,6 +116,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         dict with :data:`pairmnist.jobs.records.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
         ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one
         value per epoch of train_loss, train_acc, val_loss, val_acc.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM inside :func:`~pairmnist.jobs.signals.stop_job`, its
+            ``where`` set to the epoch under way (after Lightning's own interrupt handling).
     """
     datamodule, module, trainer = build(cfg)
     n_params = sum(p.numel() for p in module.net.parameters())
@@ -102,11 +132,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.strategy.root_device,
         cfg.paths.output_dir,
     )
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    fit_seconds = time.perf_counter() - start
-    fitted = {k: v.item() for k, v in trainer.callback_metrics.items()}  # the last epoch's
-    (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    try:
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        fit_seconds = time.perf_counter() - start
+        fitted = {k: v.item() for k, v in trainer.callback_metrics.items()}  # the last epoch's
+        (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    except Interrupted as e:
+        e.where = _progress(trainer)
+        raise
 
     config = study_config(cfg)
     record = {
@@ -155,26 +189,56 @@ def completed(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     return record if same else None
 
 
+def _multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _failed(out: Path, error: BaseException, status: int | None = None) -> None:
+    """Record a job that did not finish: ``error.txt`` (the one-line message, then the traceback).
+
+    In a multirun, log it and return (the sweep goes on, the report names the job). In a single
+    run, stop the command: exit ``status`` after printing the line, or (``status`` None) raise
+    :class:`JobFailed` with it, which Hydra prints and ends with exit status 1.
+    """
+    message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+    write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
+    if _multirun():
+        log.error("job %s failed: %s", out.name, message)
+        return None
+    line = f"{message} (traceback: {out / ERROR_FILE})"
+    if status is None:
+        raise JobFailed(line) from error
+    print(line, file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
 def run_job(cfg: DictConfig) -> float | None:
     """Hydra task: validate, then resume or train, then write ``metrics.json`` atomically.
 
+    SIGINT and SIGTERM stop the job until its result is complete (:func:`~pairmnist.jobs.signals.stop_job`);
+    ``error.txt`` then starts with e.g. ``Interrupted: SIGTERM at epoch 3 of 50``. In a multirun,
+    a job that starts after a signal stops at once the same way (``... before training``).
+
     Returns:
-        The final validation accuracy (fraction), for sweepers; None for a failed job of a
-        multirun (its ``error.txt`` holds the message).
+        The final validation accuracy (fraction), for sweepers; None for a failed or
+        interrupted job of a multirun (its ``error.txt`` holds the message).
 
     Raises:
         JobFailed: in a single run, whatever failed, as one line (a multirun records it in
             ``error.txt`` and goes on). ``error.txt`` starts with that line, then the traceback.
+        SystemExit: a single run stopped by a signal, with status 128 + the signal's number
+            (130 SIGINT, 143 SIGTERM), after printing that line.
     """
     out = Path(cfg.paths.output_dir)
     try:
-        validate(cfg)
-        if cfg.resume and (record := completed(out, cfg)) is not None:
-            log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
-            return record["val_acc"]
-        for stale in out.glob("events.out.tfevents.*"):  # a previous attempt's curves would mix with these
-            stale.unlink()
-        record = train(cfg)
+        with stop_job():
+            validate(cfg)
+            if cfg.resume and (record := completed(out, cfg)) is not None:
+                log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
+                return record["val_acc"]
+            for stale in out.glob("events.out.tfevents.*"):  # a previous attempt's curves would mix with these
+                stale.unlink()
+            record = train(cfg)
         write_json(out / METRICS_FILE, record)
         (out / ERROR_FILE).unlink(missing_ok=True)
         log.info(
@@ -186,10 +250,7 @@ def run_job(cfg: DictConfig) -> float | None:
             record["fit_seconds"],
         )
         return record["val_acc"]
+    except Interrupted as e:
+        return _failed(out, e, exit_status(e.signal))
     except Exception as e:
-        message = f"{type(e).__name__}: {' '.join(str(e).split())}"
-        write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
-        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            raise JobFailed(f"{message} (traceback: {out / ERROR_FILE})") from e
-        log.error("job %s failed: %s", out.name, message)
-        return None
+        return _failed(out, e)
