@@ -16,7 +16,9 @@ def test_a_run_prints_its_own_lines_and_none_of_lightnings_notices(run_cli, tmp_
     assert re.search(r"training siamese, seed 0, 24,936 parameters, max_epochs 6, on \w+, in .*/run\n", out), out
     shown = re.findall(r"epoch (\d+)/6: train/acc [\d.]+, train/loss [\d.]+, val/acc [\d.]+, val/loss [\d.]+\n", out)
     assert shown == ["5", "6"], out  # every 5 epochs, and the last
-    assert re.search(r"run: test_acc [\d.]+, val_acc [\d.]+, epochs 6, fit [\d.]+ s\n$", out), out
+    assert re.search(
+        r"run: test_acc [\d.]+, val_acc [\d.]+, epochs 6, fit [\d.]+ s\nmetrics: .*/run/metrics.json\n$", out
+    )
 
 
 def test_a_multirun_log_file_stays_short(run_cli, tmp_path):

@@ -111,8 +111,9 @@ class WriteReport(Callback):
     """At the end of every multirun, write the report (:mod:`pairmnist.analysis.report`) in the sweep folder.
 
     Prints the report (for a grid, the validation ranking first). The command then exits
-    non-zero when anything is missing, with one line per problem on stderr, in this order: the jobs that failed or left no result
-    (their results are still summarised), the report file that could not be written (any
+    non-zero when anything is missing, with one line per problem on stderr, in this order:
+    the jobs that failed or left no result (their results are still summarised), the report
+    file that could not be written (any
     failure of the report, which Hydra alone would only warn about), and, when jobs are
     missing or the command received SIGINT or SIGTERM, the command that finishes the sweep
     (:func:`finish_command`) as the last line. Exit status: 128 + the signal's number after
