@@ -34,7 +34,8 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     assert record["history"]["val_acc"][-1] == record["val_acc"]
     assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 258_170}[model]
     checkpoint = torch.load(out / "checkpoints" / "final.ckpt", weights_only=True)  # torch's safe loader
-    assert checkpoint["hyper_parameters"] == {"aux_weight": cfg.model.aux_weight}
+    plain = {"aux_weight": cfg.model.aux_weight, "label_smoothing": cfg.model.get("label_smoothing", 0.0)}
+    assert checkpoint["hyper_parameters"] == {**plain, "ema_decay": cfg.model.get("ema_decay")}
     assert checkpoint["state_dict"].keys() == {f"net.{k}" for k in instantiate(cfg.model.module.net).state_dict()}
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
@@ -73,7 +74,7 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("+data.foo=1", "data.foo: unknown key: 'foo' is not an argument of pairmnist.data.PairMNISTDataModule"),
         ("+model.module.net.foo=1", "model.module.net.foo: unknown key: 'foo' is not an argument of .*Siamese"),
         ("+paths.cache=x", "paths.cache: unknown key"),
-        ("+foo=1", "foo: unknown key .*known at the top level: seed, resume, paths"),
+        ("+foo=1", "foo: unknown key .*known at the top level: seed, tuning_seeds, resume, paths"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(make_cfg, override, message):
