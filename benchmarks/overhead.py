@@ -5,14 +5,16 @@ For each model, a 25-epoch run (1000 pairs, batch 100) two ways:
   callbacks and TensorBoard logger, exactly as ``src/run.py`` builds them) then
   ``Trainer.fit``; Trainer construction and the datamodule's setup are inside the timing;
 - bare: a plain loop over the same nn.Module, the same (already built) data tensors, batch
-  sizes (training and evaluation), Adam, training steps, loss and per-epoch validation pass,
-  accumulating loss and accuracy as the project does.
+  sizes (training and evaluation), optimizer (the config's), training steps, loss and
+  per-epoch validation pass, accumulating loss and accuracy as the project does.
 Reports the median of ``--repeats`` runs per side (the two sides alternate, so drifts of the
 machine hit both alike), the ratio project/bare, and the achieved
 GFLOP/s (training and validation FLOPs counted with ``torch.utils.flop_counter``). Also
 times the data path (MNIST from the cache, pair generation), the process start-up, and
 Lightning's floor: a bare ``Trainer`` (no logger, progress bar, checkpoint or summary)
-fitting a one-weight model for the same 250 steps, against the same loop by hand.
+fitting a one-weight model for the same 250 steps, against the same loop by hand; and the
+cost of logging the epoch metrics the standard way (``self.log_dict``) against writing them
+straight to the TensorBoard logger, on that one-weight model (the two sides alternate).
 
     python benchmarks/overhead.py                 # all models, 3 repetitions, 25 epochs
     python benchmarks/overhead.py --models siamese --repeats 5
@@ -34,6 +36,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
+from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -73,7 +76,7 @@ def bare_seconds(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
     net = instantiate(cfg.model.module.net).to(memory_format=torch.channels_last)  # as PairModule on the CPU
     aux_weight, batch_size = cfg.model.aux_weight, cfg.data.batch_size
     start = time.perf_counter()
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.model.lr)
+    optimizer = instantiate(cfg.model.module.optimizer)(net.parameters())
     order = torch.Generator().manual_seed(cfg.seed)
     train, val = dm.train, dm.val
     for _ in range(cfg.trainer.max_epochs):
@@ -136,22 +139,57 @@ class _Tiny(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=1e-3)
 
 
+class _Logged(_Tiny):
+    """_Tiny logging what PairModule logs once per epoch: 2 training metrics, 3 validation metrics and the step.
+
+    ``standard``: through ``self.log_dict`` (what the project does); otherwise written
+    straight to the loggers, which bypasses ``trainer.callback_metrics`` and the progress bar.
+    """
+
+    def __init__(self, standard: bool) -> None:
+        super().__init__()
+        self.standard = standard
+
+    def _log(self, stage: str, n: int) -> None:
+        values = {f"{stage}/metric{i}": torch.tensor(0.5) for i in range(n)}
+        if self.standard:
+            self.log_dict(values)
+            self.log("step", float(self.current_epoch))
+        else:
+            for logger in self.loggers:
+                logger.log_metrics({k: v.item() for k, v in values.items()}, step=self.current_epoch)
+
+    def on_train_epoch_end(self) -> None:
+        self._log("train", 2)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log("val", 3)
+
+
+def _tiny_loaders() -> tuple[DataLoader, DataLoader]:
+    """10 training batches and 1 validation batch of random (1000, 1) data, as the study's epochs."""
+    data = TensorDataset(torch.randn(1000, 1))
+    return DataLoader(data, batch_size=100), DataLoader(data, batch_size=1000)
+
+
+def _tiny_fit_seconds(module: pl.LightningModule, epochs: int, logger: pl.loggers.Logger | bool = False) -> float:
+    """Seconds of a featureless Trainer fitting ``module`` for ``epochs`` x 10 steps + 1 validation batch."""
+    train, val = _tiny_loaders()
+    start = time.perf_counter()
+    pl.Trainer(
+        max_epochs=epochs,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    ).fit(module, train, val)
+    return time.perf_counter() - start
+
+
 def floor_seconds(epochs: int) -> tuple[float, float]:
     """(bare Trainer, hand loop) seconds for 25 epochs x 10 steps + 1 validation batch of _Tiny."""
-    data = TensorDataset(torch.randn(1000, 1))
-    train, val = DataLoader(data, batch_size=100), DataLoader(data, batch_size=1000)
-
-    def trainer() -> float:
-        start = time.perf_counter()
-        pl.Trainer(
-            max_epochs=epochs,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        ).fit(_Tiny(), train, val)
-        return time.perf_counter() - start
+    train, val = _tiny_loaders()
 
     def loop() -> float:
         model = _Tiny()
@@ -168,8 +206,21 @@ def floor_seconds(epochs: int) -> tuple[float, float]:
                     model.validation_step(batch, 0)
         return time.perf_counter() - start
 
-    trainer(), loop()  # warm-up
-    return statistics.median(trainer() for _ in range(5)), statistics.median(loop() for _ in range(5))
+    _tiny_fit_seconds(_Tiny(), epochs), loop()  # warm-up
+    return median_seconds(lambda: _tiny_fit_seconds(_Tiny(), epochs), 5), median_seconds(loop, 5)
+
+
+def logging_seconds(epochs: int, repeats: int) -> tuple[float, float]:
+    """(``self.log_dict``, direct logger writes) seconds of a _Logged fit with a TensorBoard logger; sides alternate."""
+
+    def fit(standard: bool) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _tiny_fit_seconds(_Logged(standard), epochs, TensorBoardLogger(tmp, name="", version=""))
+
+    fit(True), fit(False)  # warm-up
+    times = [(fit(True), fit(False)) for _ in range(repeats)]
+    standard, direct = (statistics.median(side) for side in zip(*times, strict=True))
+    return standard, direct
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -231,6 +282,7 @@ def main() -> None:
             return time.perf_counter() - start
 
         floor_trainer, floor_loop = floor_seconds(args.epochs)
+        logged, direct = logging_seconds(args.epochs, 3 * args.repeats)
         imports, python = startup_seconds(args.repeats)
         print(f"\nMNIST load from the cache (verified): {median_seconds(mnist_from_cache, args.repeats):.3f} s")
         print(f"pair generation (train + val + test): {median_seconds(pairs, args.repeats):.3f} s")
@@ -238,6 +290,10 @@ def main() -> None:
         print(
             f"Lightning's floor (one-weight model, same steps, no features): Trainer {floor_trainer:.3f} s, "
             f"hand loop {floor_loop:.3f} s, difference {floor_trainer - floor_loop:.3f} s"
+        )
+        print(
+            f"epoch metrics (5 an epoch, TensorBoard) through self.log_dict: {logged:.3f} s a run, written straight "
+            f"to the logger: {direct:.3f} s, difference {logged - direct:.3f} s"
         )
 
 

@@ -1,5 +1,6 @@
 """Running jobs: config schema and checks, identity and folder names, one job's training and
-records, resume, signals, and the Hydra and Lightning callbacks.
+records, resume, signals, its console, the Hydra and Lightning callbacks, and loading a
+finished job back (``load``).
 
 May import ``pairmnist.data`` and ``pairmnist.models``; ``pairmnist.analysis`` only in the Hydra
 callback that writes the report when a multirun ends.

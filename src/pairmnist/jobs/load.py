@@ -1,8 +1,9 @@
 """A job folder back in memory: its trained module, and the datamodule of its seed.
 
+    import pytorch_lightning as pl
     from pairmnist.jobs.load import load_job
     module, datamodule = load_job("outputs/multirun/<time>/siamese_seed3")
-    pytorch_lightning.Trainer(logger=False).test(module, datamodule)  # [{"test/acc": ...}]
+    pl.Trainer(logger=False).test(module, datamodule)  # [{"test/acc": ...}]
 
 Both are rebuilt from the job's own config (``<job>/.hydra/config.yaml``, written by Hydra);
 the weights come from ``<job>/checkpoints/final.ckpt``, read with torch's weights-only loader.
