@@ -23,6 +23,7 @@ SMALL += ["~callbacks.progress_bar"]
 
 def _config(**changes):
     config = {"seed": 0, "model": {"lr": 0.001, "aux_weight": 0.5}, "data": {"n_pairs": 1000}, "trainer": {}}
+    config["callbacks"] = {}
     for part, values in changes.items():
         config[part] = {**config[part], **values} if isinstance(values, dict) else values
     return config
@@ -37,6 +38,10 @@ def test_identity_ignores_the_seed_number_forms_and_display_only_keys():
     assert identity_id(_config(trainer={"enable_model_summary": False, "log_every_n_steps": 5})) == base
     assert identity_id(_config(model={"module": {"schedule": "onecycle"}})) != base
     assert identity_id(_config(trainer={"max_epochs": 3})) != base
+    saving = {"_target_": "pairmnist.jobs.callbacks.FinalCheckpoint", "dirpath": "/a/job/folder"}
+    assert identity_id(_config(callbacks={"final_checkpoint": saving, "progress_bar": None})) == base
+    stopping = {"_target_": "pytorch_lightning.callbacks.EarlyStopping", "monitor": "val/acc"}
+    assert identity_id(_config(callbacks={"final_checkpoint": saving, "early_stopping": stopping})) != base
 
 
 def test_override_order_and_resume_whatever_the_folder_is_called(run_cli, tmp_path):

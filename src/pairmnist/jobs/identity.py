@@ -1,8 +1,9 @@
 """A job's identity: what it computes, independent of how its command was typed.
 
-The identity of a job is its resolved study config (``model``, ``data``, ``trainer``) without
-the seed and without the trainer keys that only change what is printed or saved
-(:data:`DISPLAY_ONLY_TRAINER_KEYS`), in a canonical form (:func:`canonical`). Two jobs with the
+The identity of a job is its resolved study config (``model``, ``data``, ``trainer``, and the
+Lightning callbacks that can change the numbers, such as early stopping) without the seed,
+without the trainer keys and callbacks that only change what is printed or saved
+(:data:`DISPLAY_ONLY_TRAINER_KEYS`, :data:`DISPLAY_ONLY_CALLBACKS`), in a canonical form (:func:`canonical`). Two jobs with the
 same identity and the same seed compute the same result (bitwise on one CPU and thread
 count). The report groups by identity, resume and de-duplication match on (identity, seed),
 and :func:`identity_id` is a short stable name for it.
@@ -26,6 +27,16 @@ DISPLAY_ONLY_TRAINER_KEYS = (
     "log_every_n_steps",
     "default_root_dir",
 )
+# Callbacks (by _target_) that print, log or save, and never change what is trained.
+DISPLAY_ONLY_CALLBACKS = (
+    "pairmnist.jobs.callbacks.FinalCheckpoint",
+    "pairmnist.jobs.callbacks.progress_bar",
+    "pytorch_lightning.callbacks.ModelCheckpoint",
+    "pytorch_lightning.callbacks.LearningRateMonitor",
+    "pytorch_lightning.callbacks.TQDMProgressBar",
+    "pytorch_lightning.callbacks.RichProgressBar",
+    "pytorch_lightning.callbacks.DeviceStatsMonitor",
+)
 ID_LENGTH = 10  # hex digits of SHA-256 kept: 16**10 ~ 1e12 names, collisions negligible for any sweep
 
 
@@ -47,15 +58,25 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a job's resolved study config that decides its result, seed excluded.
 
     Args:
-        config: the record's ``config`` (``{"seed", "model", "data", "trainer"}``, resolved,
-            plain data); missing parts count as empty.
+        config: the record's ``config`` (``{"seed", "model", "data", "trainer"}`` and, from
+            records made since callbacks count, ``"callbacks"``; resolved, plain data);
+            missing parts count as empty.
 
     Returns:
         ``{"model": ..., "data": ..., "trainer": ...}`` with whole numbers as ints and the
-        trainer's display-only keys removed.
+        trainer's display-only keys removed, plus ``"callbacks"`` when a callback that can
+        change the numbers is configured (so the identity of a job without one is the same
+        as before callbacks counted).
     """
     study = {k: _normalise(config.get(k) or {}) for k in STUDY_KEYS}
     study["trainer"] = {k: v for k, v in study["trainer"].items() if k not in DISPLAY_ONLY_TRAINER_KEYS}
+    callbacks = {
+        name: _normalise(c)
+        for name, c in (config.get("callbacks") or {}).items()
+        if isinstance(c, dict) and c.get("_target_") not in DISPLAY_ONLY_CALLBACKS
+    }
+    if callbacks:
+        study["callbacks"] = callbacks
     return study
 
 

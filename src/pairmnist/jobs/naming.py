@@ -62,8 +62,10 @@ def value_text(value: Any) -> str:
 
 
 def study_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved keys that determine a job's result (``seed`` and :data:`STUDY_KEYS`), as plain data."""
-    return {"seed": cfg.seed, **{k: OmegaConf.to_container(cfg[k], resolve=True) for k in STUDY_KEYS if k in cfg}}
+    """The resolved keys that can decide a job's result (``seed``, :data:`STUDY_KEYS` and the
+    Lightning callbacks), as plain data; :func:`pairmnist.jobs.identity.identity` keeps what counts."""
+    keys = [k for k in (*STUDY_KEYS, "callbacks") if k in cfg and cfg[k] is not None]
+    return {"seed": cfg.seed, **{k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys}}
 
 
 def seed_label(root: DictConfig) -> str:
