@@ -5,8 +5,8 @@ Lightning callbacks that can change the numbers, such as early stopping) without
 without the trainer keys and callbacks that only change what is printed or saved
 (:data:`DISPLAY_ONLY_TRAINER_KEYS`, :data:`DISPLAY_ONLY_CALLBACKS`), in a canonical form
 (:func:`canonical`). Two jobs with the same identity and the same seed compute the same result
-(bitwise on one CPU model and thread count). The report groups by identity, resume and de-duplication match on (identity, seed),
-and :func:`identity_id` is a short stable name for it.
+(bitwise on one CPU model and thread count). The report groups by identity, resume and
+de-duplication match on (identity, seed), and :func:`identity_id` is a short stable name for it.
 
 Plain Python on plain data (dicts from ``metrics.json`` or ``OmegaConf.to_container``), so
 the analysis can use it without torch, Lightning or OmegaConf.
