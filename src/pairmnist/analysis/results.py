@@ -161,6 +161,15 @@ def machines(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> list[list[str]
     return [[*key, ", ".join(names)] for key, names in seen.items()]
 
 
+def time_table(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
+    """Each sweep's jobs, wall-clock minutes (measured by scripts/reproduce.sh), date and command."""
+    rows = [
+        [name, meta["jobs"], f"{meta['seconds'] / 60:.1f} min", meta["date"], f"`{meta['command']}`"]
+        for name, (meta, _) in sweeps.items()
+    ]
+    return markdown_table(["sweep", "jobs", "wall-clock", "date", "command"], rows)
+
+
 def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
     """docs/RESULTS.md: the machines, then per sweep its command, groups, comparisons and ranking."""
     text = [
@@ -181,13 +190,7 @@ def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
         "",
         "## Time per sweep",
         "",
-        markdown_table(
-            ["sweep", "jobs", "wall-clock", "date", "command"],
-            [
-                [n, m["jobs"], f"{m['seconds'] / 60:.1f} min", m["date"], f"`{m['command']}`"]
-                for n, (m, _) in sweeps.items()
-            ],
-        ),
+        time_table(sweeps),
     ]
     for name, (meta, report) in sweeps.items():
         text += ["", f"## {name}: {meta['title']}", "", f"`{meta['command']}`", ""]
@@ -231,7 +234,9 @@ def readme_block(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
                     ci = f"[{r['ci_low_points']:+.2f}, {r['ci_high_points']:+.2f}]"
                     rows.append([name, r["a"], r["b"], r["n_seeds"], f"{r['diff_points']:+.2f}", ci])
         rows += [[name, a.partition(": ")[2], b, n, d, ci] for a, b, n, d, ci, *_ in versus_rows(name, meta, sweeps)]
-    text += [markdown_table(["sweep", "a", "b", "seeds", "a − b", "95 % CI"], rows), "", README_END]
+    text += [markdown_table(["sweep", "a", "b", "seeds", "a − b", "95 % CI"], rows), ""]
+    text += ["Time per sweep on the machine of RESULTS.md (`bash scripts/reproduce.sh` runs them all):", ""]
+    text += [time_table(sweeps), "", README_END]
     return "\n".join(text)
 
 
