@@ -96,6 +96,8 @@ def load(results_dir: str | Path) -> dict[str, tuple[dict[str, Any], Report]]:
     Raises:
         FileNotFoundError: no sweep folder with both files under ``results_dir``.
     """
+    if not Path(results_dir).is_dir():
+        raise FileNotFoundError(f"{results_dir} is not a folder of stored sweeps")
     found = []
     for folder in sorted(Path(results_dir).iterdir()):
         if (folder / RECORDS_FILE).is_file() and (folder / SWEEP_FILE).is_file():
