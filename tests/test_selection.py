@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 from conftest import CONF, TINY
 from hydra import compose, initialize_config_dir
@@ -74,3 +76,15 @@ def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
     assert not any(o.startswith(("seed=", "hparams_search=", "hydra.", "~")) for o in best["overrides"])
     assert "## siamese" in (sweep / "ranking.md").read_text()
     assert best["command"] in proc.stdout
+
+
+def test_an_experiment_compares_its_settings_and_selects_none(tmp_path):
+    for seed in (0, 1):
+        for w in (0.0, 0.5):
+            job = write_job(tmp_path, f"w{w}_s{seed}", seed=seed, aux_weight=w, val_acc=0.8 + w / 10 + seed / 100)
+            record = json.loads((job / "metrics.json").read_text())
+            record["overrides"].append("experiment=ablation")
+            (job / "metrics.json").write_text(json.dumps(record))
+    report = write_report(tmp_path)
+    assert report.best == {} and not (tmp_path / "best.yaml").exists() and not (tmp_path / "ranking.md").exists()
+    assert report.markdown.startswith("# Study summary") and len(report.comparisons) == 1

@@ -533,6 +533,9 @@ class Report:
 def analyse(jobs: Jobs, title: str) -> Report:
     """Group, summarise, compare and (for a grid) rank the finished jobs; writes nothing.
 
+    A model run with several settings is a selection (ranking, best.yaml), unless its jobs
+    ran under an ``experiment=`` preset (the ablation), which compares settings and picks none.
+
     Raises:
         FileNotFoundError: no finished job.
     """
@@ -546,6 +549,8 @@ def analyse(jobs: Jobs, title: str) -> Report:
     compared = comparisons(df, summary, keys)
     val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
     ranked = versus_winner(rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
+    experiments = {r["model"] for r in jobs.records if any(str(o).startswith("experiment=") for o in r["overrides"])}
+    ranked = ranked[~ranked["model"].isin(experiments)]  # an experiment compares its settings, it selects none
     newest = df.sort_values("job").groupby("group").last()
     chosen = best(ranked, newest["overrides"].to_dict(), summary.set_index("group")["identity"].to_dict())
     untrained = {int(g) for g, job in zip(df["group"], df["job"], strict=True) if untrained_head(records[job])}
