@@ -199,8 +199,17 @@ def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
         if report.ranking:
             text += [report.ranking.split("\n", 2)[2].strip(), ""]  # without its own title
         text += [group_table(report.summary, report.keys), ""]
+        if name == "study":
+            reference = ", ".join(f"{model} {value} %" for model, value in ORIGINAL_REPORT.items())
+            text += [f"The original report, mean test accuracy over 10 rounds: {reference} (docs/STUDY.md).", ""]
         if len(report.comparisons):
             text += ["Paired comparisons (test accuracy):", "", comparison_table(report.comparisons), ""]
+        if not report.best:
+            text += [
+                f"Figures: [per-seed test accuracy](figures/{name}_test_acc.png), "
+                f"[training curves](figures/{name}_curves.png).",
+                "",
+            ]
         rows = versus_rows(name, meta, sweeps)
         if rows:
             text += ["Against other sweeps (paired on the shared seeds):", "", markdown_table(VERSUS_HEADER, rows), ""]
@@ -243,7 +252,8 @@ def readme_block(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
 
 
 def write_results(results_dir: str | Path, readme: str | Path | None = None) -> list[Path]:
-    """Write ``<results_dir>/../RESULTS.md`` and ``<results_dir>/../figures/<sweep>_{test_acc,curves}.png``;
+    """Write ``<results_dir>/../RESULTS.md`` and, for every sweep but the grids,
+    ``<results_dir>/../figures/<sweep>_{test_acc,curves}.png``;
     with ``readme``, replace the block between :data:`README_BEGIN` and :data:`README_END` in it.
 
     Returns:
@@ -257,6 +267,8 @@ def write_results(results_dir: str | Path, readme: str | Path | None = None) -> 
     written = [results_dir.parent / "RESULTS.md"]
     write_text(written[0], results_markdown(sweeps))
     for name, (_, report) in sweeps.items():
+        if report.best:  # a grid: its ranking says it, 27 curves in one figure would not
+            continue
         for kind, fig in (("test_acc", test_acc_figure(report)), ("curves", curves_figure(report))):
             path = results_dir.parent / "figures" / f"{name}_{kind}.png"
             with atomic_path(path) as tmp:
