@@ -132,7 +132,7 @@ def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def group_keys(df: pd.DataFrame) -> list[str]:
-    """``model``, then every config key whose value differs between identities, in config order.
+    """``model``, then every config key whose value differs between identities, shallow keys first.
 
     No prefix is excluded: a ``model.module.schedule`` column appears when two groups differ
     in it. A key whose values equal those of an earlier key (``model.module.lr`` following the
@@ -141,7 +141,9 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     """
     groups = df.drop_duplicates("identity").set_index("identity")
     keys, seen = ["model"], []
-    for col in (c for c in df.columns if "." in c):  # the flattened config: model.lr, data.n_pairs, ...
+    # The flattened config (model.lr, data.n_pairs, ...), shallow keys first: a knob before the
+    # node it feeds (model.nb_hidden before model.module.net.nb_hidden).
+    for col in sorted((c for c in df.columns if "." in c), key=lambda c: c.count(".")):
         values = groups[col].map(repr)  # None and NaN are values too
         if values.nunique() < 2 or any(values.equals(v) for v in seen):
             continue
