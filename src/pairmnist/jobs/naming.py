@@ -25,7 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from pairmnist.jobs.identity import STUDY_KEYS, identity_id
+from pairmnist.jobs.identity import DISPLAY_ONLY_CALLBACKS, STUDY_KEYS, identity_id
 
 # Keys a sweep sets for all its jobs, or that only pick other overrides (never a job's setting).
 SWEEP_KEYS = ("seed", "tuning_seeds", "resume", "hparams_search", "experiment")
@@ -62,10 +62,17 @@ def value_text(value: Any) -> str:
 
 
 def study_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved keys that can decide a job's result (``seed``, :data:`STUDY_KEYS` and the
-    Lightning callbacks), as plain data; :func:`pairmnist.jobs.identity.identity` keeps what counts."""
-    keys = [k for k in (*STUDY_KEYS, "callbacks") if k in cfg and cfg[k] is not None]
-    return {"seed": cfg.seed, **{k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys}}
+    """The resolved keys that decide a job's result, as plain data: ``seed``, :data:`STUDY_KEYS`,
+    and ``callbacks`` when one that can change the numbers is configured (not those of
+    :data:`~pairmnist.jobs.identity.DISPLAY_ONLY_CALLBACKS`, which are not even resolved: their
+    folders name the job's own, known only inside Hydra's job)."""
+    study = {"seed": cfg.seed, **{k: OmegaConf.to_container(cfg[k], resolve=True) for k in STUDY_KEYS if k in cfg}}
+    callbacks = {
+        name: OmegaConf.to_container(node, resolve=True)
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if node is not None and node.get("_target_") not in DISPLAY_ONLY_CALLBACKS
+    }
+    return {**study, "callbacks": callbacks} if callbacks else study
 
 
 def seed_label(root: DictConfig) -> str:
