@@ -169,6 +169,8 @@ def time_table(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
         [name, meta["jobs"], f"{meta['seconds'] / 60:.1f} min", meta["date"], f"`{meta['command']}`"]
         for name, (meta, _) in sweeps.items()
     ]
+    jobs, seconds = sum(m["jobs"] for m, _ in sweeps.values()), sum(m["seconds"] for m, _ in sweeps.values())
+    rows.append(["all of them", jobs, f"{seconds / 60:.1f} min", "", "`bash scripts/reproduce.sh`"])
     return markdown_table(["sweep", "jobs", "wall-clock", "date", "command"], rows)
 
 
