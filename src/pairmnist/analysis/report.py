@@ -588,7 +588,9 @@ def write_report(root: str | Path) -> Report:
     if report.best:
         _write_text(root / "ranking.md", report.ranking)
         header = "# Best settings per model, selected on mean validation accuracy (test accuracy not used).\n"
-        _write_text(root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True))
+        _write_text(
+            root / "best.yaml", header + yaml.safe_dump(report.best, sort_keys=False, allow_unicode=True, width=10_000)
+        )
         report.files += [root / f for f in SELECTION_FILES]
     return report
 

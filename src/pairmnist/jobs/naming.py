@@ -76,9 +76,11 @@ def study_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def seed_label(root: DictConfig) -> str:
-    """``seed<seed>``, or ``seeds<first>-<last>`` for a job that trains its ``tuning_seeds``."""
+    """``seed<seed>``; for a job that trains its ``tuning_seeds``, ``seeds<first>-<last>`` (``seeds<first>``)."""
     seeds = root.get("tuning_seeds")
-    return f"seeds{seeds[0]}-{seeds[-1]}" if seeds else f"seed{root.seed}"
+    if not seeds:
+        return f"seed{root.seed}"
+    return f"seeds{seeds[0]}" if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
 
 
 def readable_name(model: str, overrides: Iterable[str], root: DictConfig) -> str:
