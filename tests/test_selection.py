@@ -37,7 +37,10 @@ def test_selection_follows_validation_not_test(tmp_path):
     report = write_report(tmp_path)
     assert report.best["siamese"]["overrides"] == ["model=siamese", "model.aux_weight=0.5", "model.lr=0.01"]
     assert report.best["siamese"]["n_runs"] == 2 and report.best["siamese"]["val_acc_mean"] == 0.95
-    saved = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    text = (tmp_path / "best.yaml").read_text()
+    (line,) = [line for line in text.splitlines() if "command:" in line]
+    assert line.endswith("'seed=range(10)'")  # one line, pasted as it reads
+    saved = yaml.safe_load(text)
     assert saved["siamese"]["command"] == (
         "python src/run.py -m model=siamese model.aux_weight=0.5 model.lr=0.01 'seed=range(10)'"
     )
