@@ -68,6 +68,13 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("model.head=digits", "model.aux_weight=0.5: allowed: 1 with model.head=digits"),
         ("model.head=mlp", "model.head=mlp: allowed: learned, digits, probabilistic"),
         ("data.augment.shift=9", r"data.augment.shift=9: must be an integer in \[0, 7\]"),
+        ("model=siamese_plus model.tta_shift=-1", r"model.tta_shift=-1: must be an integer in \[0, 3\]"),
+        ("model=siamese_plus model.ema_decay=1.5", r"model.ema_decay=1.5: must be null \(off\) or in \[0, 1\)"),
+        ("model=siamese_plus model.label_smoothing=2", r"model.label_smoothing=2.0: must be in \[0, 1\)"),
+        ("data.augment.mix=2", r"data.augment.mix=2.0: must be in \[0, 1\]"),
+        ("tuning_seeds=abc", r"tuning_seeds=abc: must be a list"),
+        ("tuning_seeds=[1,1]", r"tuning_seeds=\[1, 1\]: must be null or a non-empty list of distinct seeds"),
+        ("tuning_seeds=[]", r"tuning_seeds=\[\]: must be null or a non-empty list"),
         ("data.num_workers=2", "data.num_workers=2: must be 0: the pairs live in memory"),
         ("+model.lrr=0.1", "model.lrr: unknown key .*; known under model: lr, nb_hidden, aux_weight, head, module$"),
         ("+model.width=64", "model.width: unknown key"),  # siamese has no width (siamese_plus has)

@@ -51,14 +51,27 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 @dataclass
 class ModelSchema:
-    """``model.*``: the hyperparameters of the original report (plus ``head``)."""
+    """``model.*``: the hyperparameters of the original report (plus ``head``), and the
+    switches of the recipes that have them (siamese_plus; None where a model has no such knob)."""
 
     lr: float
     nb_hidden: int
     aux_weight: float
     head: str | None = None  # None: a net without digit outputs (shallow)
+    ema_decay: float | None = None
+    tta_shift: int | None = None
+    label_smoothing: float | None = None
 
     def check(self) -> None:
+        if self.ema_decay is not None:
+            _require(0 <= self.ema_decay < 1, "model.ema_decay", self.ema_decay, "must be null (off) or in [0, 1)")
+        if self.tta_shift is not None:
+            _require(
+                0 <= self.tta_shift <= 3, "model.tta_shift", self.tta_shift, "must be an integer in [0, 3] (pixels)"
+            )
+        if self.label_smoothing is not None:
+            smoothing = self.label_smoothing
+            _require(0 <= smoothing < 1, "model.label_smoothing", smoothing, "must be in [0, 1)")
         _require(math.isfinite(self.lr) and self.lr > 0, "model.lr", self.lr, "must be a finite number > 0")
         _require(self.nb_hidden >= 1, "model.nb_hidden", self.nb_hidden, "must be >= 1")
         _require(0 <= self.aux_weight <= 1, "model.aux_weight", self.aux_weight, "must be within [0, 1]")
@@ -167,9 +180,15 @@ class RunSchema:
 
     seed: int
     resume: bool
+    tuning_seeds: list[int] | None = None
 
     def check(self) -> None:
         _require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"must be an integer in [0, {MAX_SEED}]")
+        if self.tuning_seeds is not None:
+            seeds = self.tuning_seeds
+            distinct = len(set(seeds)) == len(seeds) and all(0 <= s <= MAX_SEED for s in seeds)
+            allowed = f"must be null or a non-empty list of distinct seeds in [0, {MAX_SEED}], e.g. [1000,1001,1002]"
+            _require(bool(seeds) and distinct, "tuning_seeds", seeds, allowed)
 
 
 # Each schema and the node it checks ("" is the top level).
@@ -190,6 +209,7 @@ def _typed(schema: type, node: DictConfig, prefix: str) -> Any:
         value = OmegaConf.select(OmegaConf.create(subset), path, default=None) if path else None
         msg = str(getattr(e, "msg", e)).splitlines()[0]
         kinds = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "missing": "set"}
+        kinds["ListConfig"] = "a list, e.g. [1000,1001,1002]"
         wanted = next((f"must be {v}" for k, v in kinds.items() if k in msg), msg)
         raise ConfigError(f"{prefix}{path}={value}: {wanted}") from None
 
