@@ -229,18 +229,20 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows])
 
 
-def _points(value: float, signed: bool = False) -> str:
+def points_text(value: float, signed: bool = False) -> str:
     """A fraction as percentage points with 2 decimals (``+1.25`` when ``signed``); empty for NaN."""
     if pd.isna(value):
         return ""
     return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
 
 
-def _ci(low: float, high: float, signed: bool = False) -> str:
-    return "" if pd.isna(low) else f"[{_points(low, signed)}, {_points(high, signed)}]"
+def ci_text(low: float, high: float, signed: bool = False) -> str:
+    """A confidence interval of fractions as ``[low, high]`` in points (:func:`points_text`); empty for NaN."""
+    return "" if pd.isna(low) else f"[{points_text(low, signed)}, {points_text(high, signed)}]"
 
 
-def _p(value: float) -> str:
+def p_text(value: float) -> str:
+    """A p-value with 2 significant digits, ``<0.001`` below that; empty for NaN (no test possible)."""
     if pd.isna(value):
         return ""
     return f"{value:.2g}" if value >= 0.001 else "<0.001"
@@ -256,8 +258,8 @@ def group_table(summary: pd.DataFrame, keys: list[str]) -> str:
             r["n_runs"],
             r["seeds"],
             _percent(r["test_acc_mean"], r["test_acc_std"]),
-            _ci(r["test_acc_ci_low"], r["test_acc_ci_high"]),
-            _points(r["test_noise"]),
+            ci_text(r["test_acc_ci_low"], r["test_acc_ci_high"]),
+            points_text(r["test_noise"]),
             f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}",
             _percent(r["digit_acc_mean"], r["digit_acc_std"]),
             _percent(r["val_acc_mean"], r["val_acc_std"]),
@@ -345,9 +347,9 @@ def comparison_table(table: pd.DataFrame) -> str:
             else [
                 f"{r['diff_points']:+.2f}",
                 f"[{r['ci_low_points']:+.2f}, {r['ci_high_points']:+.2f}]",
-                _p(r["p_ttest"]),
-                _p(r["p_wilcoxon"]),
-                _p(r["p_ttest_holm"]),
+                p_text(r["p_ttest"]),
+                p_text(r["p_wilcoxon"]),
+                p_text(r["p_ttest_holm"]),
                 f"{r['wins_a']}:{r['wins_b']}" + (f" ({r['ties']} tied)" if r["ties"] else ""),
             ]
         )

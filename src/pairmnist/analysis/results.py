@@ -25,6 +25,7 @@ from pairmnist.analysis import stats
 from pairmnist.analysis.report import (
     Report,
     analyse,
+    ci_text,
     collect,
     comparison_table,
     curves_figure,
@@ -32,6 +33,8 @@ from pairmnist.analysis.report import (
     group_labels,
     group_table,
     markdown_table,
+    p_text,
+    points_text,
     test_acc_figure,
 )
 from pairmnist.atomic import atomic_path, write_text
@@ -141,9 +144,9 @@ def versus_rows(name: str, meta: dict[str, Any], sweeps: dict[str, tuple[dict[st
                 f"{name}: {a[0]}",
                 f"{other}: {b[0]}",
                 str(result.n_seeds),
-                f"{100 * result.mean_diff:+.2f}",
-                f"[{100 * result.ci_low:+.2f}, {100 * result.ci_high:+.2f}]",
-                f"{result.p_ttest:.2g}" if result.p_ttest >= 0.001 else "<0.001",
+                points_text(result.mean_diff, signed=True),
+                ci_text(result.ci_low, result.ci_high, signed=True),
+                p_text(result.p_ttest),
                 f"{result.wins_a}:{result.wins_b}",
             ]
         )
@@ -290,7 +293,7 @@ def write_results(results_dir: str | Path, readme: str | Path | None = None) -> 
 
 def _signed_ci(result: stats.Paired) -> str:
     """``+0.12 [-0.30, +0.54]``: a paired mean difference and its 95 % CI in points."""
-    return f"{100 * result.mean_diff:+.2f} [{100 * result.ci_low:+.2f}, {100 * result.ci_high:+.2f}]"
+    return f"{points_text(result.mean_diff, signed=True)} {ci_text(result.ci_low, result.ci_high, signed=True)}"
 
 
 def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[str, bool]:
