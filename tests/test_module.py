@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from pairmnist.jobs.job import build
 from pairmnist.models.module import PairModule, pair_loss, predict
-from pairmnist.models.nets import Siamese
+from pairmnist.models.nets import PairNet
 
 
 @pytest.fixture
@@ -48,11 +48,11 @@ def test_predict_counts_ties_as_one():
 
 def test_aux_weight_one_leaves_the_learned_head_without_gradient(batch):
     _, _, target, classes = batch
-    module = PairModule(Siamese(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=1.0)
+    module = PairModule(PairNet(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=1.0)
     loss = module.training_step((torch.randn(6, 2, 14, 14), target, classes), 0)
     loss.backward()
     assert all(p.grad is None or not p.grad.any() for p in module.net.head.parameters())
-    assert any(p.grad.any() for p in module.net.branch.parameters())
+    assert any(p.grad.any() for p in module.net.branches.parameters())
 
 
 def test_optimizer_and_schedule_are_the_configs(make_cfg):
@@ -118,11 +118,11 @@ def _conv_weights(net):
 
 
 def test_nets_are_channels_last_only_when_training_on_the_cpu():
-    cpu = PairModule(Siamese(), optimizer=partial(torch.optim.Adam))
+    cpu = PairModule(PairNet(), optimizer=partial(torch.optim.Adam))
     assert all(w.is_contiguous() for w in _conv_weights(cpu.net))  # built in the default layout
     cpu.setup("fit")
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(cpu.net))
-    other = PairModule(Siamese(), optimizer=partial(torch.optim.Adam))
+    other = PairModule(PairNet(), optimizer=partial(torch.optim.Adam))
     other._device = torch.device("mps")  # as Lightning sets it before setup on Apple's GPU
     other.setup("fit")
     assert all(not w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(other.net))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
+from torch import nn
 
-from pairmnist.models.nets import DigitConvNet, Shallow, Siamese, Twin, shifted, tta_offsets
+from pairmnist.models.nets import DigitConvNet, DigitConvNetPlus, PairNet, Shallow, shifted, tta_offsets
+
+Siamese = partial(PairNet, share_weights=True)
+Twin = partial(PairNet, share_weights=False)
 
 
 def n_params(module):
@@ -37,11 +43,12 @@ def test_siamese_shares_one_convnet_twin_has_two():
 
 def test_siamese_calls_its_branch_once_on_both_digits():
     net, calls = Siamese(), []
-    net.branch.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape))
+    (branch,) = net.branches
+    branch.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape))
     x = torch.randn(4, 2, 14, 14)
     _, digits = net(x)
     assert calls == [torch.Size([8, 1, 14, 14])]
-    assert torch.allclose(digits[:, 1], net.branch(x[:, 1:2]), atol=1e-6)  # channel order kept
+    assert torch.allclose(digits[:, 1], branch(x[:, 1:2]), atol=1e-6)  # channel order kept
 
 
 def test_twin_branches_see_their_own_channel():
@@ -68,3 +75,44 @@ def test_shifted_copies_and_test_time_augmentation_only_in_evaluation():
     plain.eval()
     expected = torch.stack([plain(shifted(pairs, dy, dx))[1] for dy, dx in tta_offsets(1)]).mean(0)
     assert torch.allclose(tta(pairs)[1], expected, atol=1e-5)
+
+
+class UserBranch(nn.Module):
+    """A digit net the project has never seen: (B, 1, 14, 14) -> (B, 10)."""
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(196, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+@pytest.mark.parametrize("branch_cls", [UserBranch, DigitConvNetPlus])
+def test_any_branch_unshared_gets_a_second_independently_initialised_copy(branch_cls):
+    torch.manual_seed(0)
+    shared, unshared = PairNet(branch_cls(), share_weights=True), PairNet(branch_cls(), share_weights=False)
+    assert len(shared.branches) == 1 and len(unshared.branches) == 2
+    assert n_params(unshared) - n_params(shared) == n_params(branch_cls())
+    first, second = (dict(b.named_parameters()) for b in unshared.branches)
+    assert first.keys() == second.keys() and not any(
+        torch.equal(first[k], second[k]) for k in first if first[k].dim() > 1
+    )
+    x = torch.randn(3, 2, 14, 14)
+    unshared.eval()
+    _, digits = unshared(x)
+    assert torch.allclose(digits[:, 1], unshared.branches[1](x[:, 1:]), atol=1e-6)
+
+
+def test_twin_draws_its_weights_as_two_fresh_convnets_would():
+    # The report's twin net, bit for bit: head, then two DigitConvNets, in that order of random draws.
+    torch.manual_seed(3)
+    twin = Twin()
+    torch.manual_seed(3)
+    head_first = PairNet(share_weights=True)  # draws the head and the first ConvNet
+    second = DigitConvNet()
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(twin.branches[0].parameters(), head_first.branches[0].parameters(), strict=True)
+    )
+    assert all(torch.equal(a, b) for a, b in zip(twin.branches[1].parameters(), second.parameters(), strict=True))

@@ -44,7 +44,8 @@ def test_model_defaults_are_the_original_reports(make_cfg):
     shallow, twin = make_cfg("model=shallow"), make_cfg("model=twin")
     assert (shallow.model.lr, shallow.model.nb_hidden, shallow.model.aux_weight) == (1e-4, 500, 0)
     assert (twin.model.lr, twin.model.nb_hidden, twin.model.aux_weight) == (1e-3, 100, 0.5)
-    assert twin.model.module.net._target_.endswith("Twin") and twin.trainer.max_epochs == 1
+    assert twin.model.module.net._target_.endswith("PairNet") and twin.model.module.net.share_weights is False
+    assert twin.trainer.max_epochs == 1
     assert make_cfg(tiny=False).trainer.max_epochs == 25
 
 
@@ -76,12 +77,15 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("tuning_seeds=[1,1]", r"tuning_seeds=\[1, 1\]: must be null or a non-empty list of distinct seeds"),
         ("tuning_seeds=[]", r"tuning_seeds=\[\]: must be null or a non-empty list"),
         ("data.num_workers=2", "data.num_workers=2: must be 0: the pairs live in memory"),
-        ("+model.lrr=0.1", "model.lrr: unknown key .*; known under model: lr, nb_hidden, aux_weight, head, module$"),
+        (
+            "+model.lrr=0.1",
+            "model.lrr: unknown key .*; known under model: lr, nb_hidden, aux_weight, head, share_weights, module$",
+        ),
         ("+model.width=64", "model.width: unknown key"),  # siamese has no width (siamese_plus has)
         ("+data.foo=1", "data.foo: unknown key: 'foo' is not an argument of pairmnist.data.PairMNISTDataModule"),
-        ("+model.module.net.foo=1", "model.module.net.foo: unknown key: 'foo' is not an argument of .*Siamese"),
+        ("+model.module.net.foo=1", "model.module.net.foo: unknown key: 'foo' is not an argument of .*PairNet"),
         ("+paths.cache=x", "paths.cache: unknown key"),
-        ("+foo=1", "foo: unknown key .*known at the top level: seed, tuning_seeds, resume, paths"),
+        ("+foo=1", "foo: unknown key .*known at the top level: seed, tuning_seeds, threads, resume, paths"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(make_cfg, override, message):
@@ -118,7 +122,8 @@ def test_cli_key_added_with_plus_that_nothing_reads_stops_before_anything(run_cl
     proc = run_cli("+model.lrr=0.1", f"hydra.run.dir={tmp_path}/run", check=False)  # Hydra's hint for model.lrr
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "model.lrr: unknown key (nothing reads it); known under model: lr, nb_hidden, aux_weight, head, module"
+        "model.lrr: unknown key (nothing reads it); known under model: "
+        "lr, nb_hidden, aux_weight, head, share_weights, module"
     ]
     assert not (tmp_path / "run").exists()
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import CLI_ENV, QUIET, ROOT, wait_for
 
 from pairmnist.jobs.hydra_callbacks import finish_command
@@ -27,9 +31,12 @@ def test_sigterm_stops_a_single_run_with_143_and_error_txt(start_cli, tmp_path):
     assert output[-1] == f"{first} (traceback: {run_dir / 'error.txt'})"
 
 
-def test_sigint_ends_a_sweep_with_its_report_and_the_command_that_finishes_it(start_cli, tmp_path):
+def test_sigint_ends_a_serial_sweep_with_its_report_and_the_command_that_finishes_it(start_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = start_cli("-m", "model=shallow", "seed=0,1,2", *QUIET, "trainer.max_epochs=150", f"hydra.sweep.dir={sweep}")
+    serial = "hydra/launcher=basic"
+    proc = start_cli(
+        "-m", "model=shallow", "seed=0,1,2", *QUIET, "trainer.max_epochs=150", serial, f"hydra.sweep.dir={sweep}"
+    )
     wait_for(lambda: any(sweep.glob("*seed0/metrics.json")) and any(sweep.glob("*seed1/events.out.*")), proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
@@ -65,3 +72,55 @@ def test_finish_command_quotes_and_replaces_resume_and_the_sweep_folder(tmp_path
         f"hydra.sweep.dir={tmp_path / 'my sweep'}",
     ]
     assert "'seed=range(3)'" in command  # bash would choke on the bare parentheses
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_default_parallel_multirun_stops_every_job_and_writes_the_report(start_cli, tmp_path, sig):
+    sweep = tmp_path / "sweep"
+    epochs = "trainer.max_epochs=1,100000,100001,100002"  # one job that finishes, two that train, one waiting
+    proc = start_cli("-m", "model=shallow", epochs, *QUIET, "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}")
+    training = lambda: len(list(sweep.glob("*max_epochs10000[01]*/events.out.*"))) == 2  # noqa: E731
+    wait_for(lambda: any(sweep.glob("*/metrics.json")) and training(), proc)
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    proc.send_signal(sig)
+    assert proc.wait(timeout=120) == 128 + sig
+    time.sleep(5)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()]  # no worker left behind
+    first = {
+        n: next(sweep.glob(f"*max_epochs{n}_*/error.txt")).read_text().splitlines()[0] for n in range(100000, 100003)
+    }
+    assert first[100000].startswith(f"Interrupted: {sig.name} at epoch ")
+    assert first[100001].startswith(f"Interrupted: {sig.name} at epoch ")
+    assert first[100002] == f"Interrupted: {sig.name} before training"
+    assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [1]  # the report of the finished job
+    output = proc.output.read_text().splitlines()
+    assert output[-2] == f"{sig.name} received; to finish the sweep, run from {ROOT}:"
+    assert output[-1].endswith(f" resume=true hydra.sweep.dir={sweep}")
+
+
+def test_a_killed_worker_fails_its_job_only(start_cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ("-m", "model=shallow", "seed=0,1,2", *QUIET, "trainer.max_epochs=400", "hydra.launcher.n_jobs=2")
+    proc = start_cli(*args, f"hydra.sweep.dir={sweep}")
+    wait_for(lambda: len(list(sweep.glob("*/events.out.*"))) == 2, proc)
+    os.kill(children(proc.pid)[0], signal.SIGKILL)
+    assert proc.wait(timeout=300) == 1
+    killed = [d for d in sweep.glob("*seed*") if not (d / "metrics.json").exists()]
+    assert len(killed) == 1
+    assert (killed[0] / "error.txt").read_text().startswith("WorkerDied: the job's process ended (killed by SIGKILL)")
+    assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [2]  # the other two finished
+    assert f"1 job(s) failed or left no result: {killed[0].name} (see summary.md)" in proc.output.read_text()

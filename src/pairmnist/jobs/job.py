@@ -84,12 +84,15 @@ def accelerator(name: str) -> str:
 
 
 def build(cfg: DictConfig) -> Parts:
-    """Seed everything with ``cfg.seed`` (0 included), then instantiate data, model and Trainer.
+    """Set torch's CPU threads to ``cfg.threads`` (unless null), seed everything with ``cfg.seed``
+    (0 included), then instantiate data, model and Trainer.
 
     The Trainer gets the ``callbacks`` (those set to null left out) and ``logger`` groups, and
     :func:`accelerator`'s device. The data folder is anchored at the launch folder
     (:func:`~pairmnist.jobs.config.launch_path`).
     """
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=str(launch_path(cfg, cfg.paths.data_dir)))
     module = instantiate(cfg.model.module)

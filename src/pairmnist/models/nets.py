@@ -6,6 +6,8 @@ digit logits (B, 2, 10) or None)``.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -123,29 +125,54 @@ def tta_offsets(max_shift: int) -> list[tuple[int, int]]:
     return [(0, 0), *moves]
 
 
-class DigitPairNet(nn.Module):
-    """Digit logits for both channels, then a comparison head (see :mod:`pairmnist.models.heads`).
+class PairNet(nn.Module):
+    """Digit logits for both digits from a digit branch, then a comparison head: the study's nets.
 
-    Subclasses define :meth:`digit_logits`; ``head`` is ``"learned"`` (original report,
-    uses ``nb_hidden``), ``"digits"`` or ``"probabilistic"``.
+    ``share_weights`` is the study's first question. True: one branch applied to both digits,
+    in one batched call on the 2B images (weight sharing; the original report's siamese net).
+    False: two independently initialised branches, one per digit (the report's twin net).
+    With the default branch and the learned head (nb_hidden 100) that is 24,936 parameters
+    shared and 47,570 unshared.
 
     Args:
+        branch: the digit net, (B, 1, 14, 14) float32 -> (B, 10) float32, e.g. a Hydra
+            ``_target_`` node; None: :class:`DigitConvNet`, built after the head. Unshared,
+            the second branch is a deep copy of it re-initialised by every layer's
+            ``reset_parameters()`` (PyTorch's default initialisation, drawn after the first's).
+        share_weights: one branch for both digits (True) or one per digit (False).
         nb_hidden: hidden units of the learned head.
-        head: the comparison head's name.
+        head: the comparison head's name: ``"learned"`` (original report), ``"digits"`` or
+            ``"probabilistic"`` (:mod:`pairmnist.models.heads`).
         tta_shift: test-time augmentation. 0: off. k > 0: in evaluation mode the digit logits
             are the mean over the input and its copies moved by 1..k pixels in the four
             directions (:func:`tta_offsets`); it uses the test input only, and training is
             unchanged.
+
+    Raises:
+        ValueError: ``head`` is not a known head (from :func:`~pairmnist.models.heads.make_head`).
     """
 
-    def __init__(self, nb_hidden: int = 100, head: str = "learned", tta_shift: int = 0) -> None:
+    def __init__(
+        self,
+        branch: nn.Module | None = None,
+        share_weights: bool = True,
+        nb_hidden: int = 100,
+        head: str = "learned",
+        tta_shift: int = 0,
+    ) -> None:
         super().__init__()
         self.head = make_head(head, nb_hidden)
         self.offsets = tta_offsets(tta_shift)
+        self.share_weights = share_weights
+        first = branch if branch is not None else DigitConvNet()
+        self.branches = nn.ModuleList([first] if share_weights else [first, _reinitialised(first)])
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, 14, 14) float32 -> (B, 2, 10) float32."""
-        raise NotImplementedError
+        if self.share_weights:
+            b = x.shape[0]
+            return self.branches[0](x.reshape(2 * b, 1, *x.shape[2:])).view(b, 2, -1)
+        return torch.stack([branch(x[:, i : i + 1]) for i, branch in enumerate(self.branches)], dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits), float32."""
@@ -157,30 +184,10 @@ class DigitPairNet(nn.Module):
         return self.head(digits), digits
 
 
-class Twin(DigitPairNet):
-    """No weight sharing: a separate digit ConvNet for each channel."""
-
-    def __init__(self, nb_hidden: int = 100, head: str = "learned", tta_shift: int = 0) -> None:
-        super().__init__(nb_hidden, head, tta_shift)
-        self.branches = nn.ModuleList([DigitConvNet(), DigitConvNet()])
-
-    def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([branch(x[:, i : i + 1]) for i, branch in enumerate(self.branches)], dim=1)
-
-
-class Siamese(DigitPairNet):
-    """Weight sharing: one digit branch applied to both channels in one batched call on 2B images.
-
-    Args:
-        branch: the digit network, (B, 1, 14, 14) -> (B, 10); default :class:`DigitConvNet`.
-    """
-
-    def __init__(
-        self, nb_hidden: int = 100, head: str = "learned", branch: nn.Module | None = None, tta_shift: int = 0
-    ) -> None:
-        super().__init__(nb_hidden, head, tta_shift)
-        self.branch = branch if branch is not None else DigitConvNet()
-
-    def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        return self.branch(x.reshape(2 * b, 1, *x.shape[2:])).view(b, 2, -1)
+def _reinitialised(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` with fresh weights: ``reset_parameters()`` of each layer that has one."""
+    fresh = copy.deepcopy(module)
+    for layer in fresh.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    return fresh
