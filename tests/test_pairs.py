@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pairmnist.data import PairMNISTDataModule, generate_pair_sets, make_pair_splits
-from pairmnist.data.pairs import pair_indices
+from pairmnist.data.pairs import check_sizes, pair_indices
 
 
 def course_generate_pair_sets(nb, seed, mnist):
@@ -106,3 +106,22 @@ def test_datamodule_batches_and_reproducible_order(data_dir):
     val = list(dm.val_dataloader())
     assert [len(b[1]) for b in val] == [60, 40]  # evaluation batches, in order
     assert val[0][0].shape == (60, 2, 14, 14) and torch.equal(torch.cat([b[1] for b in val]), dm.val.target)
+
+
+def test_test_pairs_are_the_same_at_every_training_size(mnist):
+    for seed in (0, 7):
+        small = make_pair_splits(250, 1000, seed, mnist, n_test_pairs=1000)
+        large = make_pair_splits(4000, 1000, seed, mnist, n_test_pairs=1000)
+        assert len(small.test.target) == len(large.test.target) == 1000
+        for a, b in zip(small.test, large.test, strict=True):
+            assert torch.equal(a, b)
+        assert torch.equal(small.train.input, large.train.input[:250])  # nested training sets
+    train, val, test = pair_indices(4000, 1000, 0, n_test_pairs=1000)
+    assert not set(train.flatten().tolist()) & set(val.flatten().tolist())  # validation stays disjoint
+    assert torch.equal(pair_indices(1000, 1000, 0)[2], pair_indices(1000, 1000, 0, n_test_pairs=1000)[2])  # the course
+
+
+def test_test_pair_count_is_checked():
+    with pytest.raises(ValueError, match=r"data.n_test_pairs=5001: 2\*n_test_pairs must be at most 10000"):
+        check_sizes(1000, 1000, 5001)
+    check_sizes(6000, 1000, 1000)  # more training pairs than the test set could hold for the course

@@ -197,6 +197,8 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     summary["test_acc_ci_low"], summary["test_acc_ci_high"] = zip(*ci, strict=True) if ci else ((), ())
     summary["seeds"] = [seed_text(grouped.get_group(i)["seed"].tolist()) for i in summary["identity"]]
     n_test = pd.to_numeric(grouped["data.n_pairs"].first(), errors="coerce") if "data.n_pairs" in df else None
+    if n_test is not None and "data.n_test_pairs" in df:  # set: the test pairs; unset (NaN): n_pairs
+        n_test = pd.to_numeric(grouped["data.n_test_pairs"].first(), errors="coerce").fillna(n_test)
     summary["n_test_pairs"] = [None if n_test is None else n_test.get(i) for i in summary["identity"]]
     summary["test_noise"] = [
         stats.binomial_se(m, int(n)) if n is not None and not pd.isna(n) else np.nan

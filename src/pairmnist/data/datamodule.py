@@ -49,8 +49,11 @@ class PairMNISTDataModule(pl.LightningDataModule):
     When the trainer runs on a GPU the tensors are moved there once, in :meth:`setup`.
 
     Args:
-        n_pairs: training pairs, and test pairs (the course uses the same N for both); 1000.
+        n_pairs: training pairs, and test pairs unless ``n_test_pairs`` is set (the course
+            uses the same N for both); 1000.
         n_val_pairs: validation pairs from unused MNIST training images; 1000.
+        n_test_pairs: test pairs; None: ``n_pairs``. For one seed the test pairs are the
+            same whatever ``n_pairs`` (:func:`~pairmnist.data.pairs.pair_indices`).
         batch_size: training pairs per batch; 100 (the original report).
         eval_batch_size: validation and test pairs per batch; 1000. Evaluation computes no
             gradients, so one large batch gives the same numbers with fewer, faster steps.
@@ -85,14 +88,15 @@ class PairMNISTDataModule(pl.LightningDataModule):
         normalize: bool = True,
         num_workers: int = 0,
         augment: dict | None = None,
+        n_test_pairs: int | None = None,
     ) -> None:
         super().__init__()
-        check_sizes(n_pairs, n_val_pairs)
+        check_sizes(n_pairs, n_val_pairs, n_test_pairs)
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise ValueError(f"data.{key}={value}: must be at least 1")
         self.save_hyperparameters(ignore=["data_dir", "num_workers"])
-        self.n_pairs, self.n_val_pairs = n_pairs, n_val_pairs
+        self.n_pairs, self.n_val_pairs, self.n_test_pairs = n_pairs, n_val_pairs, n_test_pairs
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.source, self.data_dir = seed, source, data_dir
         self.normalize, self.num_workers = normalize, num_workers
@@ -118,7 +122,8 @@ class PairMNISTDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Draw the pairs of ``seed`` (once) and put them on the trainer's device."""
         if self.train is None:
-            splits = make_pair_splits(self.n_pairs, self.n_val_pairs, self.seed, load_mnist(self.source, self.data_dir))
+            mnist = load_mnist(self.source, self.data_dir)
+            splits = make_pair_splits(self.n_pairs, self.n_val_pairs, self.seed, mnist, self.n_test_pairs)
             if self.normalize:
                 self.mean, self.std = splits.train.input.mean().item(), splits.train.input.std().item()
             self.train, self.val, self.test = (

@@ -40,13 +40,19 @@ class PairSplits(NamedTuple):
     test: PairSet
 
 
-def check_sizes(n_pairs: int, n_val_pairs: int = 0) -> None:
+def check_sizes(n_pairs: int, n_val_pairs: int = 0, n_test_pairs: int | None = None) -> None:
     """Check that the splits can be drawn without using an image twice.
 
     Raises:
-        ValueError: ``n_pairs`` < 1, ``n_val_pairs`` < 0, 2*(n_pairs + n_val_pairs) > 60,000
-            training images, or 2*n_pairs > 10,000 test images.
+        ValueError: ``n_pairs`` < 1, ``n_val_pairs`` < 0, ``n_test_pairs`` < 1,
+            2*(n_pairs + n_val_pairs) > 60,000 training images, or 2*n_test_pairs (default
+            n_pairs) > 10,000 test images.
     """
+    if n_test_pairs is not None:
+        if n_test_pairs < 1:
+            raise ValueError(f"data.n_test_pairs={n_test_pairs}: must be at least 1, or null (= n_pairs)")
+        if 2 * n_test_pairs > N_TEST:
+            raise ValueError(f"data.n_test_pairs={n_test_pairs}: 2*n_test_pairs must be at most {N_TEST} MNIST test images")
     if n_pairs < 1:
         raise ValueError(f"data.n_pairs={n_pairs}: must be at least 1")
     if n_val_pairs < 0:
@@ -56,7 +62,7 @@ def check_sizes(n_pairs: int, n_val_pairs: int = 0) -> None:
             f"data.n_pairs={n_pairs} + data.n_val_pairs={n_val_pairs}: 2*(n_pairs + n_val_pairs) "
             f"must be at most {N_TRAIN} MNIST training images"
         )
-    if 2 * n_pairs > N_TEST:
+    if n_test_pairs is None and 2 * n_pairs > N_TEST:
         raise ValueError(f"data.n_pairs={n_pairs}: 2*n_pairs must be at most {N_TEST} MNIST test images")
 
 
@@ -78,35 +84,44 @@ def mnist_to_pairs(images: torch.Tensor, labels: torch.Tensor, index: torch.Tens
     return PairSet(pooled.view(n, 2, 14, 14), (classes[:, 0] <= classes[:, 1]).long(), classes)
 
 
-def pair_indices(n_pairs: int, n_val_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pair_indices(
+    n_pairs: int, n_val_pairs: int, seed: int, n_test_pairs: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image indices of the training, validation and test pairs of ``seed``.
 
     Training and test indices are exactly the course's. Validation continues the training
     permutation (its images 2*n_pairs .. 2*(n_pairs + n_val_pairs) - 1), so it never shares
-    an image with the training pairs and never touches the test set.
+    an image with the training pairs and never touches the test set. The test permutation is
+    drawn after the whole training permutation, so for one seed the test pairs do not depend
+    on ``n_pairs``, and the training pairs of a smaller ``n_pairs`` are the first of a larger.
+
+    Args:
+        n_test_pairs: test pairs; None: ``n_pairs``, as the course does.
 
     Returns:
         (n_pairs, 2), (n_val_pairs, 2) int64 indices into MNIST's 60,000 training images,
-        and (n_pairs, 2) int64 indices into its 10,000 test images.
+        and (n_test_pairs, 2) int64 indices into its 10,000 test images.
 
     Raises:
         ValueError: see :func:`check_sizes`.
     """
-    check_sizes(n_pairs, n_val_pairs)
+    check_sizes(n_pairs, n_val_pairs, n_test_pairs)
     g = torch.Generator().manual_seed(seed)
     train_perm = torch.randperm(N_TRAIN, generator=g)
     test_perm = torch.randperm(N_TEST, generator=g)
-    n, v = 2 * n_pairs, 2 * n_val_pairs
-    return train_perm[:n].view(-1, 2), train_perm[n : n + v].view(-1, 2), test_perm[:n].view(-1, 2)
+    n, v, t = 2 * n_pairs, 2 * n_val_pairs, 2 * (n_pairs if n_test_pairs is None else n_test_pairs)
+    return train_perm[:n].view(-1, 2), train_perm[n : n + v].view(-1, 2), test_perm[:t].view(-1, 2)
 
 
-def make_pair_splits(n_pairs: int, n_val_pairs: int, seed: int, mnist: MNIST) -> PairSplits:
+def make_pair_splits(
+    n_pairs: int, n_val_pairs: int, seed: int, mnist: MNIST, n_test_pairs: int | None = None
+) -> PairSplits:
     """Draw the training, validation and test pairs of ``seed`` (indices: :func:`pair_indices`).
 
     Raises:
         ValueError: see :func:`check_sizes`.
     """
-    train, val, test = pair_indices(n_pairs, n_val_pairs, seed)
+    train, val, test = pair_indices(n_pairs, n_val_pairs, seed, n_test_pairs)
     return PairSplits(
         train=mnist_to_pairs(mnist.train_images, mnist.train_labels, train),
         val=mnist_to_pairs(mnist.train_images, mnist.train_labels, val),

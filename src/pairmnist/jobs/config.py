@@ -119,6 +119,7 @@ class DataSchema:
     normalize: bool
     augment: AugmentSchema
     num_workers: int = 0
+    n_test_pairs: int | None = None
 
     def check(self) -> None:
         _require(self.n_pairs >= 1, "data.n_pairs", self.n_pairs, "must be >= 1")
@@ -140,7 +141,7 @@ class DataSchema:
         _require(0 <= scale < 1, "data.augment.scale", scale, "must be in [0, 1) (a fraction of the size)")
         _require(0 <= mix <= 1, "data.augment.mix", mix, "must be in [0, 1] (a fraction of each batch)")
         try:
-            check_sizes(self.n_pairs, self.n_val_pairs)
+            check_sizes(self.n_pairs, self.n_val_pairs, self.n_test_pairs)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 

@@ -31,7 +31,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pairmnist.atomic import write_json, write_text
 from pairmnist.jobs.config import launch_path, validate
 from pairmnist.jobs.console import quiet_lightning
-from pairmnist.jobs.identity import identity_id, trained_hyperparameters
+from pairmnist.jobs.identity import identity, identity_id, trained_hyperparameters
 from pairmnist.jobs.naming import study_config
 from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, fraction, load_record
 from pairmnist.jobs.signals import Interrupted, exit_status, stop_job
@@ -153,6 +153,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **trained_hyperparameters(config),
         "n_params": n_params,
         "n_pairs": datamodule.n_pairs,
+        "n_test_pairs": len(datamodule.test.target),
         "epochs": trainer.current_epoch,
         "test_acc": fraction(tested["test/acc"]),
         "test_loss": tested["test/loss"],
@@ -171,8 +172,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "config": config,
     }
-    if isinstance(trainer.logger, TensorBoardLogger):  # the HPARAMS tab: knobs against results
-        hparams = {k: record[k] for k in ("model", "seed", "aux_weight", "lr", "nb_hidden", "head", "n_pairs")}
+    if isinstance(trainer.logger, TensorBoardLogger):  # the HPARAMS tab: what identifies the job, against results
+        hparams = {"model_name": record["model"], "seed": cfg.seed, **identity(config)}  # Lightning flattens it
         trainer.logger.log_hyperparams(hparams, {"hp/val_acc": record["val_acc"], "hp/test_acc": record["test_acc"]})
         trainer.logger.finalize("success")
     return record
