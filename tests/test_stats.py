@@ -117,3 +117,18 @@ def test_ranking_marks_settings_the_seeds_cannot_tell_from_the_winner(tmp_path):
     assert "not distinguishable" in rows[1] and "| lower (" in rows[2]
     # a grid leads with the validation ranking, in summary.md and on the console
     assert report.markdown.startswith("# Hyperparameter ranking")
+
+
+def test_pitman_morgan_matches_r():
+    # R 4.2.2: p = cor.test(a + b, a - b)$p.value; the interval's ends solve, with uniroot,
+    # cor.test(a + sqrt(g) * b, a - sqrt(g) * b)$p.value == 0.05 (the same test at ratio g).
+    a = [0.921, 0.913, 0.934, 0.925, 0.918, 0.929, 0.911, 0.936, 0.924, 0.917]
+    b = [0.903, 0.889, 0.925, 0.915, 0.893, 0.918, 0.879, 0.933, 0.906, 0.898]
+    result = stats.pitman_morgan(dict(enumerate(a)), dict(enumerate(b)))
+    assert result.n_seeds == 10
+    assert result.p == pytest.approx(2.17908551954119e-06, rel=1e-9)
+    assert result.ratio == pytest.approx(0.498395421366089, rel=1e-12)
+    assert (result.ci_low, result.ci_high) == pytest.approx((0.431251310621193, 0.575993602618569), rel=1e-9)
+    swapped = stats.pitman_morgan(dict(enumerate(b)), dict(enumerate(a)))
+    assert swapped.ratio == pytest.approx(1 / result.ratio) and swapped.p == pytest.approx(result.p)
+    assert stats.pitman_morgan({0: 0.9, 1: 0.8}, {0: 0.7, 1: 0.9}) is None  # fewer than 3 seeds: no test

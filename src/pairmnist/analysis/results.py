@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from pairmnist.analysis import stats
+from pairmnist.analysis import claims, stats
 from pairmnist.analysis.report import (
     Report,
     analyse,
@@ -223,7 +223,37 @@ def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
             text += ["Against other sweeps (paired on the shared seeds):", "", markdown_table(VERSUS_HEADER, rows), ""]
         if meta.get("failed"):
             text += [f"Failed jobs: {', '.join(meta['failed'])}", ""]
+    text += claims_markdown(sweeps)
     return "\n".join(text).rstrip() + "\n"
+
+
+CLAIMS_FIGURE = "data_scaling_claims.png"
+
+
+def claims_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]], figures: str = "figures") -> list[str]:
+    """The section on the original report's claims (:mod:`pairmnist.analysis.claims`); none
+    unless every sweep it reads is stored."""
+    if not all(name in sweeps for name in claims.NEEDED):
+        return []
+    records = {name: sweeps[name][1].jobs.records for name in claims.NEEDED}
+    return [
+        "",
+        "## The original report's claims, tested",
+        "",
+        "Each claim in this project's words (docs/STUDY.md), the measurement that tests it over the "
+        "seeds, the estimate with its 95 % CI, the p-value (paired t-test; Pitman–Morgan for C2) and "
+        "Holm-adjusted over the table, and a verdict by the rule it states.",
+        "",
+        claims.claims_table(claims.claims(records)),
+        "",
+        "By training size (`python src/run.py -m experiment=data_scaling`; the same 1000 test pairs "
+        "per seed at every size; mean and 95 % CI in %, paired differences in points):",
+        "",
+        claims.scaling_table(records["data_scaling"]),
+        "",
+        f"![test accuracy against training pairs]({figures}/{CLAIMS_FIGURE})",
+        "",
+    ]
 
 
 def readme_block(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
@@ -254,6 +284,7 @@ def readme_block(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
                     rows.append([name, r["a"], r["b"], r["n_seeds"], f"{r['diff_points']:+.2f}", ci])
         rows += [[name, a.partition(": ")[2], b, n, d, ci] for a, b, n, d, ci, *_ in versus_rows(name, meta, sweeps)]
     text += [markdown_table(["sweep", "a", "b", "seeds", "a − b", "95 % CI"], rows), ""]
+    text += claims_markdown(sweeps, "docs/figures")[1:]
     text += [f"Time per sweep on the machine of RESULTS.md ({TIMED_WITH}):", "", time_table(sweeps), "", README_END]
     return "\n".join(text)
 
@@ -281,6 +312,13 @@ def write_results(results_dir: str | Path, readme: str | Path | None = None) -> 
             with atomic_path(path) as tmp:
                 fig.savefig(tmp, dpi=100, metadata={"Software": None})
             written.append(path)
+    if all(name in sweeps for name in claims.NEEDED):
+        path = results_dir.parent / "figures" / CLAIMS_FIGURE
+        with atomic_path(path) as tmp:
+            claims.scaling_figure(sweeps["data_scaling"][1].jobs.records).savefig(
+                tmp, dpi=100, metadata={"Software": None}
+            )
+        written.append(path)
     if readme is not None:
         text = Path(readme).read_text()
         if README_BEGIN not in text or README_END not in text:

@@ -146,3 +146,55 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(order) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+@dataclass(frozen=True)
+class SdRatio:
+    """The ratio of two groups' standard deviations over the seeds they share (paired samples).
+
+    Attributes:
+        n_seeds: number of shared seeds.
+        ratio: s_a / s_b, the sample standard deviations' ratio.
+        ci_low, ci_high: 95 % interval of sigma_a / sigma_b (Pitman's interval, :func:`pitman_morgan`).
+        p: two-sided Pitman-Morgan p-value of sigma_a = sigma_b.
+    """
+
+    n_seeds: int
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+def pitman_morgan(a: dict[int, float], b: dict[int, float], level: float = LEVEL) -> SdRatio | None:
+    """Pitman-Morgan test and interval for the variances of two paired samples.
+
+    On one seed two nets share their data, so their accuracies are correlated and an unpaired
+    F or Levene test is wrong. For a bivariate normal (a, b): var(a) - var(b) = cov(a + b, a - b),
+    so var(a) = var(b) exactly when the sums and differences are uncorrelated; with r their
+    sample correlation, t = r sqrt(n - 2) / sqrt(1 - r^2) follows Student's t with n - 2 degrees
+    of freedom. The interval of gamma = var(a) / var(b) is F (K -/+ sqrt(K^2 - 1)), with F = s_a^2 / s_b^2,
+    K = 1 + 2 (1 - rho^2) t_q^2 / (n - 2), rho the correlation of a and b and t_q the t quantile:
+    the gamma the same test (of a and sqrt(gamma) b) does not reject. Sources: E. J. G. Pitman (1939),
+    "A note on normal correlation", Biometrika 31:9-12; W. A. Morgan (1939), Biometrika 31:13-19.
+
+    Args:
+        a, b: seed -> accuracy (fraction) of each group.
+
+    Returns:
+        An :class:`SdRatio` (square roots of the variance ratio and its interval), or None when
+        the groups share fewer than 3 seeds or a group has no spread.
+    """
+    seeds = sorted(set(a) & set(b))
+    x, y = np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
+    n = len(seeds)
+    if n < 3 or x.std() == 0 or y.std() == 0:
+        return None
+    f = x.var(ddof=1) / y.var(ddof=1)
+    r = float(np.corrcoef(x + y, x - y)[0, 1])
+    p = float(2 * stats.t.sf(abs(r) * math.sqrt(n - 2) / math.sqrt(max(1 - r * r, 1e-300)), df=n - 2))
+    rho = float(np.corrcoef(x, y)[0, 1])
+    t_q = float(stats.t.ppf((1 + level) / 2, df=n - 2))
+    k = 1 + 2 * (1 - rho * rho) * t_q * t_q / (n - 2)
+    low, high = f * (k - math.sqrt(k * k - 1)), f * (k + math.sqrt(k * k - 1))
+    return SdRatio(n, math.sqrt(f), math.sqrt(low), math.sqrt(high), p)
