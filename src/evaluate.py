@@ -1,7 +1,8 @@
-"""``python src/evaluate.py <job folder> [seed=<n>]``: a trained job's test accuracy, again.
+"""``python src/evaluate.py <job folder> [seed=<n>] [--device cpu]``: a trained job's test accuracy, again.
 
 Rebuilds the job's net from its saved config, loads ``checkpoints/final.ckpt`` and tests it
-on the test pairs of the job's seed, or of seed n. The work is done by
+on the test pairs of the job's seed, or of seed n, on the device this machine has (a CUDA GPU,
+else the CPU; ``--device`` names another), whichever device the job trained on. The work is done by
 :func:`pairmnist.jobs.load.evaluate`. Exit status 1, with one line, for a folder that holds
 no trained job.
 """
@@ -24,14 +25,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
     parser.add_argument("folder", help="a job folder (holds .hydra/config.yaml and checkpoints/final.ckpt)")
     parser.add_argument("seed", nargs="?", type=seed_override, help="seed=<n>: the test pairs of another seed")
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one, else cpu), cpu, gpu")
     args = parser.parse_args()
+
+    from hydra.errors import InstantiationException
 
     from pairmnist.jobs.load import NotAJob, evaluate  # torch and Lightning load only once the arguments are valid
 
     try:
-        result = evaluate(args.folder, args.seed)
-    except NotAJob as e:
-        sys.exit(str(e))
+        result = evaluate(args.folder, args.seed, args.device)
+    except (NotAJob, InstantiationException) as e:  # e.g. --device gpu where there is none
+        cause = e.__cause__ or e
+        sys.exit(f"{type(cause).__name__}: {' '.join(str(cause).split())}")
     digits = "" if result["test_digit_acc"] is None else f", test_digit_acc {result['test_digit_acc']}"
     print(f"test_acc {result['test_acc']}{digits} ({result['n_pairs']} test pairs of seed {result['seed']})")
 

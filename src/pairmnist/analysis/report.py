@@ -250,6 +250,12 @@ def p_text(value: float) -> str:
     return f"{value:.2g}" if value >= 0.001 else "<0.001"
 
 
+def _ci_cell(low: float, high: float, n: int) -> str:
+    """:func:`ci_text` followed by :func:`~pairmnist.analysis.stats.ci_caveat`'s note, if any."""
+    caveat = stats.ci_caveat(low, high, n)
+    return f"{ci_text(low, high)} ({caveat})" if caveat else ci_text(low, high)
+
+
 def group_table(summary: pd.DataFrame, keys: list[str]) -> str:
     """The groups in percent: mean ± sample std, 95 % CI, test-set noise, and the rest."""
     header = [*keys, "runs", "seeds", "test acc %", "95 % CI", "test-set noise ±", "min–max"]
@@ -260,7 +266,7 @@ def group_table(summary: pd.DataFrame, keys: list[str]) -> str:
             r["n_runs"],
             r["seeds"],
             _percent(r["test_acc_mean"], r["test_acc_std"]),
-            ci_text(r["test_acc_ci_low"], r["test_acc_ci_high"]),
+            _ci_cell(r["test_acc_ci_low"], r["test_acc_ci_high"], r["n_runs"]),
             points_text(r["test_noise"]),
             f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}",
             _percent(r["digit_acc_mean"], r["digit_acc_std"]),
@@ -536,6 +542,30 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
+EVALUATION_SEEDS = frozenset(range(10))  # the seeds best.yaml's command evaluates a winner on
+
+
+def not_selectable(df: pd.DataFrame, summary: pd.DataFrame) -> dict[str, str]:
+    """Models run with several settings that must not be ranked, with the reason.
+
+    A choice made on a seed of :data:`EVALUATION_SEEDS` would be evaluated on the data it was
+    chosen on; a group without validation figures (``val_acc`` null) cannot be ranked.
+    """
+    reasons = {}
+    for model, runs in df.groupby("model"):
+        if (summary["model"] == model).sum() < 2:
+            continue
+        overlap = sorted(EVALUATION_SEEDS & set(runs["seed"]))
+        if overlap:
+            seeds = seed_text(overlap)
+            reasons[str(model)] = (
+                f"its seeds include {seeds}, which the winner would be evaluated on (use tuning seeds)"
+            )
+        elif runs["val_acc"].isna().any():
+            reasons[str(model)] = "some runs have no validation figures (val_acc null)"
+    return reasons
+
+
 def analyse(jobs: Jobs, title: str) -> Report:
     """Group, summarise, compare and (for a grid) rank the finished jobs; writes nothing.
 
@@ -553,14 +583,17 @@ def analyse(jobs: Jobs, title: str) -> Report:
     keys = group_keys(df)
     summary = summarize(df, keys)
     compared = comparisons(df, summary, keys)
-    val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
-    ranked = versus_winner(rank(summary[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
     experiments = {r["model"] for r in jobs.records if any(str(o).startswith("experiment=") for o in r["overrides"])}
-    ranked = ranked[~ranked["model"].isin(experiments)]  # an experiment compares its settings, it selects none
+    unranked = not_selectable(df, summary)
+    selectable = summary[~summary["model"].isin(experiments | set(unranked))]  # an experiment selects nothing
+    val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
+    ranked = versus_winner(rank(selectable[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
     newest = df.sort_values("job").groupby("group").last()
     chosen = best(ranked, newest["overrides"].to_dict(), summary.set_index("group")["identity"].to_dict())
     untrained = {int(g) for g, job in zip(df["group"], df["job"], strict=True) if untrained_head(records[job])}
     ranking = ranking_markdown(ranked, summary, keys, chosen, title, untrained) if chosen else ""
+    if unranked:
+        ranking = "\n".join([ranking, *(f"No ranking of {m}: {why}." for m, why in unranked.items())]).strip()
     markdown = summary_markdown(summary, keys, compared, jobs, title, ranking)
     return Report(jobs, df, keys, summary, compared, markdown, chosen, ranking)
 

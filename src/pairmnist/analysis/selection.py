@@ -54,7 +54,10 @@ def versus_winner(ranked: pd.DataFrame, val_by_group: dict[int, dict[int, float]
         if result is None:
             marks.append("not comparable (< 2 shared seeds)")
             continue
-        verdict = "lower" if result.ci_low > 0 else "not distinguishable"
+        if result.ci_low == result.ci_high:  # the same gap on every seed: no interval to judge by
+            verdict = "same gap on every seed, no interval"
+        else:
+            verdict = "lower" if result.ci_low > 0 else "not distinguishable"
         p = "" if pd.isna(result.p_ttest) else f", p={result.p_ttest:.2g}"
         marks.append(f"{verdict} ({-100 * result.mean_diff:+.2f} points, {result.n_seeds} seeds{p})")
     return ranked.assign(vs_winner=marks)

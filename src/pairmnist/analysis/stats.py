@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95  # confidence level of every interval, and 1 - the significance level of every test
+DECIMALS = 9  # accuracy differences are exact at this precision (metrics.json keeps 6 decimals)
 
 
 def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[float, float]:
@@ -41,6 +42,24 @@ def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[
     mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
     half = float(stats.t.ppf((1 + level) / 2, df=len(x) - 1)) * sem
     return mean - half, mean + half
+
+
+def ci_caveat(low: float, high: float, n: int) -> str:
+    """What a 95 % CI of an accuracy (fractions) cannot say, as a short note; empty when it is usable.
+
+    Below 3 seeds the t interval rests on one or two degrees of freedom; an interval reaching
+    past 0 or 100 % is wider than anything an accuracy can do; a zero-width one comes from
+    values without spread, not from certainty.
+    """
+    if math.isnan(low):
+        return ""
+    if n < 3:
+        return f"{n} seeds: uninformative"
+    if low < 0 or high > 1:
+        return "past 0–100 %: uninformative"
+    if low == high:
+        return "no spread: no interval"
+    return ""
 
 
 def binomial_se(accuracy: float, n: int) -> float:
@@ -107,12 +126,14 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     seeds = tuple(sorted(set(a) & set(b)))
     if len(seeds) < 2:
         return None
-    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    # Accuracies are counts over at most 10,000 test pairs, stored to 6 decimals: differences
+    # rounded to 9 decimals are exact, so a constant gap is seen as constant (float noise is not spread).
+    d = np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), DECIMALS)
     low, high = t_interval(d)
     if np.all(d == d[0]):
         p_t = math.nan
     else:
-        p_t = float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
+        p_t = float(stats.ttest_1samp(d, 0.0).pvalue)  # the paired t-test, on the exact differences
     p_w = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
     return Paired(
         n_seeds=len(seeds),

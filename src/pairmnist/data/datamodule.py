@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytorch_lightning as pl
@@ -11,6 +12,8 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from pairmnist.data.augment import mix_digits, random_affine, random_shift, swap_pairs
 from pairmnist.data.mnist import load_mnist
 from pairmnist.data.pairs import PairSet, check_sizes, make_pair_splits
+
+log = logging.getLogger(__name__)
 
 
 class IndexBatches(Sampler):
@@ -131,6 +134,12 @@ class PairMNISTDataModule(pl.LightningDataModule):
             )
             if self.swap:
                 self.train = swap_pairs(self.train)
+            if self.batch_size > len(self.train.target):  # allowed, but rarely meant: say it once
+                log.warning(
+                    "data.batch_size=%d is larger than the %d training pairs: every step uses all of them",
+                    self.batch_size,
+                    len(self.train.target),
+                )
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if self.train.input.device != device:
             self.train, self.val, self.test = (PairSet(*(t.to(device) for t in s)) for s in (self.train, self.val, self.test))

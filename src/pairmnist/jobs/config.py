@@ -156,9 +156,16 @@ class TrainerSchema:
 
     max_epochs: int
     accelerator: str = "auto"
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+    limit_test_batches: float | None = None
 
     def check(self) -> None:
         _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "must be >= 1")
+        for split in ("train", "val", "test"):  # 0 would leave the record without its figures
+            limit = getattr(self, f"limit_{split}_batches")
+            allowed = "must be > 0 (a fraction of the batches, or a number of them): the study needs every split"
+            _require(limit is None or limit > 0, f"trainer.limit_{split}_batches", limit, allowed)
         if self.accelerator in ("gpu", "cuda"):
             import torch
 

@@ -125,6 +125,8 @@ class WriteReport(Callback):
         from pairmnist.analysis.report import ReportError, collect, console_text, write_report
 
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        # Optuna's own pick breaks ties and rounds otherwise than best.yaml: one winner, the report's
+        (sweep_dir / "optimization_results.yaml").unlink(missing_ok=True)
         problems = []
         try:
             report = write_report(sweep_dir)

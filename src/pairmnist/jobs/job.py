@@ -139,7 +139,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         fit_seconds = time.perf_counter() - start
-        fitted = {k: v.item() for k, v in trainer.callback_metrics.items()}  # the last epoch's
         (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
     except Interrupted as e:
         e.where = _progress(trainer)
@@ -158,9 +157,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test_acc": fraction(tested["test/acc"]),
         "test_loss": tested["test/loss"],
         "test_digit_acc": fraction(tested.get("test/digit_acc")),
-        "val_acc": fraction(fitted["val/acc"]),
-        "val_loss": fitted["val/loss"],
-        "val_digit_acc": fraction(fitted.get("val/digit_acc")),
+        "val_acc": fraction(module.validated.get("val/acc")),
+        "val_loss": module.validated.get("val/loss"),
+        "val_digit_acc": fraction(module.validated.get("val/digit_acc")),
+        "val_epoch": module.validated.get("epoch"),  # the epoch the val_* figures come from
         "fit_seconds": fit_seconds,
         "history": {k: [fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
         "device": str(trainer.strategy.root_device),
@@ -172,9 +172,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "config": config,
     }
+    if record["val_epoch"] != record["epochs"]:  # max_steps, check_val_every_n_epoch: say it, never hide it
+        last = "no epoch" if record["val_epoch"] is None else f"epoch {record['val_epoch']}"
+        log.warning("the final model (epoch %d) was not validated: val_* come from %s", record["epochs"], last)
     if isinstance(trainer.logger, TensorBoardLogger):  # the HPARAMS tab: what identifies the job, against results
         hparams = {"model_name": record["model"], "seed": cfg.seed, **identity(config)}  # Lightning flattens it
-        trainer.logger.log_hyperparams(hparams, {"hp/val_acc": record["val_acc"], "hp/test_acc": record["test_acc"]})
+        results = {f"hp/{k}": record[k] for k in ("val_acc", "test_acc") if record[k] is not None}
+        trainer.logger.log_hyperparams(hparams, results)
         trainer.logger.finalize("success")
     return record
 
@@ -246,10 +250,10 @@ def run_job(cfg: DictConfig) -> float | None:
         write_json(out / METRICS_FILE, record)
         (out / ERROR_FILE).unlink(missing_ok=True)
         log.info(
-            "%s: test_acc %.4f, val_acc %.4f, epochs %d, fit %.1f s",
+            "%s: test_acc %.4f, val_acc %s, epochs %d, fit %.1f s",
             out.name,
             record["test_acc"],
-            record["val_acc"],
+            "none (not validated)" if record["val_epoch"] is None else f"{record['val_acc']:.4f}",
             record["epochs"],
             record["fit_seconds"],
         )

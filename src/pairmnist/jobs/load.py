@@ -19,6 +19,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.jobs.console import quiet_lightning
+from pairmnist.jobs.job import accelerator
 from pairmnist.jobs.records import fraction
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -63,11 +64,13 @@ def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningM
     return module, datamodule
 
 
-def evaluate(folder: str | Path, seed: int | None = None) -> dict[str, Any]:
+def evaluate(folder: str | Path, seed: int | None = None, device: str = "auto") -> dict[str, Any]:
     """Test a job's trained model on the test pairs of its seed (or of ``seed``).
 
-    Uses the job's own trainer settings (device, determinism) without logger, progress
-    display or checkpoint, so on the same machine the result equals the job's metrics.json.
+    Uses the job's own trainer settings (determinism) without logger, progress display or
+    checkpoint, on ``device`` (``auto``: a CUDA GPU if this machine has one, else the CPU;
+    or a Lightning accelerator name), whatever device the job trained on; on the job's own
+    machine and device the result equals its metrics.json.
 
     Returns:
         ``seed``, ``n_pairs`` (test pairs) and the test metrics: ``test_acc`` and
@@ -80,7 +83,12 @@ def evaluate(folder: str | Path, seed: int | None = None) -> dict[str, Any]:
     quiet_lightning()
     module, datamodule = load_job(folder, seed)
     trainer = instantiate(
-        job_config(folder).trainer, logger=False, callbacks=[], enable_progress_bar=False, enable_model_summary=False
+        job_config(folder).trainer,
+        accelerator=accelerator(device),
+        logger=False,
+        callbacks=[],
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     (tested,) = trainer.test(module, datamodule=datamodule, verbose=False)
     return {

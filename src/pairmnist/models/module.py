@@ -69,7 +69,9 @@ class PairModule(pl.LightningModule):
     logs ``step`` = the epoch, which Lightning's loggers take as their x-axis.
 
     ``history`` holds the values of train_loss, train_acc, val_loss and val_acc as floats,
-    one per epoch. A non-finite training loss stops the run with ``FloatingPointError``.
+    one per epoch that ran them; ``validated`` the last validation's ``epoch`` (counted from 1)
+    and metrics (``val/acc``, ...), empty before any.
+    A non-finite training loss stops the run with ``FloatingPointError``.
 
     Args:
         net: a net of :mod:`pairmnist.models.nets`.
@@ -106,6 +108,7 @@ class PairModule(pl.LightningModule):
         self.label_smoothing, self.ema_decay = label_smoothing, ema_decay
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+        self.validated: dict[str, float] = {}  # the last validation: its epoch (from 1) and metrics
 
     @property
     def lr(self) -> float | None:
@@ -157,6 +160,8 @@ class PairModule(pl.LightningModule):
         if stage != "test" and not self.trainer.sanity_checking:
             for key in (f"{stage}/loss", f"{stage}/acc"):
                 self.history[key.replace("/", "_")].append(values[key])
+            if stage == "val":
+                self.validated = {"epoch": self.current_epoch + 1, **values}
         return values
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
