@@ -223,11 +223,72 @@ def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
             text += ["Against other sweeps (paired on the shared seeds):", "", markdown_table(VERSUS_HEADER, rows), ""]
         if meta.get("failed"):
             text += [f"Failed jobs: {', '.join(meta['failed'])}", ""]
-    text += claims_markdown(sweeps)
+    text += ingredients_markdown(sweeps) + claims_markdown(sweeps)
     return "\n".join(text).rstrip() + "\n"
 
 
 CLAIMS_FIGURE = "data_scaling_claims.png"
+INGREDIENTS = "siamese_plus_ingredients"  # the sweep of experiment=siamese_plus_ingredients
+
+
+def _without(record: dict[str, Any]) -> str | None:
+    """The ingredient a job of the ingredients experiment left out (its ``+without=`` choice)."""
+    for override in record.get("overrides", []):
+        key, _, value = str(override).lstrip("+").partition("=")
+        if key == "without":
+            return value
+    return None
+
+
+def ingredients_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> list[str]:
+    """What each ingredient of siamese_plus buys: the report's siamese (sweep ``study``), the whole
+    recipe (sweep ``siamese_plus``) and the recipe without each ingredient in turn (sweep
+    :data:`INGREDIENTS`), each with its test accuracy, the paired effect of leaving the
+    ingredient out (recipe − without it) and the mean fit time per run; none unless all three
+    sweeps are stored."""
+    if not all(name in sweeps for name in ("study", "siamese_plus", INGREDIENTS)):
+        return []
+
+    def by_seed(records: list[dict[str, Any]]) -> dict[int, float]:
+        return {r["seed"]: r["test_acc"] for r in records}
+
+    siamese = [r for r in sweeps["study"][1].jobs.records if r["model"] == "siamese"]
+    recipe = sweeps["siamese_plus"][1].jobs.records
+    rows_in = [("the report's siamese (study)", siamese), ("siamese_plus, the whole recipe", recipe)]
+    left_out: dict[str, list[dict[str, Any]]] = {}
+    for r in sweeps[INGREDIENTS][1].jobs.records:
+        left_out.setdefault(_without(r) or "?", []).append(r)
+    rows_in += [(f"without {name.replace('_', ' ')}", runs) for name, runs in sorted(left_out.items())]
+    rows = []
+    for label, runs in rows_in:
+        accs = [r["test_acc"] for r in runs]
+        low, high = stats.t_interval(accs)
+        effect = None if runs is recipe else stats.paired(by_seed(recipe), by_seed(runs))
+        rows.append(
+            [
+                label,
+                len(runs),
+                f"{100 * pd.Series(accs).mean():.2f} ± {100 * pd.Series(accs).std():.2f}",
+                ci_text(low, high),
+                "" if effect is None else points_text(effect.mean_diff, signed=True),
+                "" if effect is None else ci_text(effect.ci_low, effect.ci_high, signed=True),
+                "" if effect is None else p_text(effect.p_ttest),
+                f"{pd.Series([r['fit_seconds'] for r in runs]).mean():.1f}",
+            ]
+        )
+    header = ["model", "runs", "test acc %", "95 % CI", "recipe − row (points)", "95 % CI ", "p (t)", "fit s per run"]
+    return [
+        "",
+        "## What each ingredient of siamese_plus buys",
+        "",
+        "Test accuracy over seeds 0–9 (mean ± sample std, 95 % CI); for each row the paired effect of "
+        "the recipe against it (positive: the recipe is better, i.e. what the left-out ingredient buys), "
+        "with its 95 % CI and paired t-test p-value; training time per run (`fit_seconds`, the sweep's "
+        "own machine and launcher). `python src/run.py -m experiment=siamese_plus_ingredients`.",
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
 
 
 def claims_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]], figures: str = "figures") -> list[str]:
@@ -284,7 +345,8 @@ def readme_block(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
                     rows.append([name, r["a"], r["b"], r["n_seeds"], f"{r['diff_points']:+.2f}", ci])
         rows += [[name, a.partition(": ")[2], b, n, d, ci] for a, b, n, d, ci, *_ in versus_rows(name, meta, sweeps)]
     text += [markdown_table(["sweep", "a", "b", "seeds", "a − b", "95 % CI"], rows), ""]
-    text += claims_markdown(sweeps, "docs/figures")[1:]
+    extra = ingredients_markdown(sweeps) + claims_markdown(sweeps, "docs/figures")
+    text += ["#" + line if line.startswith("## ") else line for line in extra[1:]]  # inside the README's section
     text += [f"Time per sweep on the machine of RESULTS.md ({TIMED_WITH}):", "", time_table(sweeps), "", README_END]
     return "\n".join(text)
 
