@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_dir
 from test_report import write_job
 
 from pairmnist.analysis.report import write_report
-from pairmnist.jobs.identity import identity_id
 from pairmnist.jobs.naming import MAX_NAME, study_config
+from pairmnist.record import identity_id
 
 # The tiny size.
 SMALL = ["trainer.max_epochs=1", "data.n_pairs=100", "data.n_val_pairs=100", "data.batch_size=20"]

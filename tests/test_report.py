@@ -8,7 +8,8 @@ import statistics
 import pandas as pd
 import pytest
 
-from pairmnist.analysis.report import REPORT_FILES, main, write_report
+from pairmnist.analysis.report import REPORT_FILES, write_report
+from pairmnist.analysis.results import main
 
 
 def write_job(

@@ -10,7 +10,7 @@ from conftest import ROOT
 from test_report import write_job
 
 from pairmnist.analysis import results
-from pairmnist.analysis.report import main
+from pairmnist.analysis.results import main
 
 
 def _sweeps(root, shift=0.0):

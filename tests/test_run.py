@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from pairmnist.jobs.config import ConfigError, launch_path, validate
 from pairmnist.jobs.hydra_callbacks import ValidateConfig
 from pairmnist.jobs.job import accelerator, run_job
-from pairmnist.jobs.records import METRICS_KEYS
+from pairmnist.record import METRICS_KEYS
 
 
 @pytest.mark.parametrize("model", ["shallow", "twin", "siamese", "siamese_plus"])

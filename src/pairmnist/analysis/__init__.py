@@ -1,5 +1,5 @@
 """Analysing results: job records -> groups by identity -> tables, figures, statistics, selection.
 
 Reads files only: imports neither torch nor Lightning (only the plain-Python
-``pairmnist.jobs.records`` and ``pairmnist.jobs.identity``), so a report runs anywhere in a second.
+``pairmnist.record`` and ``pairmnist.record``), so a report runs anywhere in a second.
 """

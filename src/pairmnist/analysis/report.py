@@ -5,7 +5,7 @@ given: ``summary.csv`` (one row per group, fractions, with the 95 % CI of the me
 ``comparisons.csv`` (paired comparisons between groups, in percentage points),
 ``summary.md`` (the same in percent, with duplicates and failed jobs), ``curves.png`` and
 ``test_acc.png``; for a grid also ``ranking.md`` and ``best.yaml``. Jobs are grouped by
-identity (:mod:`pairmnist.jobs.identity`: the resolved config without the seed), and a job
+identity (:mod:`pairmnist.record`: the resolved config without the seed), and a job
 seen twice (same identity and seed) counts once.
 """
 
@@ -26,8 +26,15 @@ from matplotlib.figure import Figure
 from pairmnist.analysis import stats
 from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank, versus_winner
 from pairmnist.atomic import atomic_path
-from pairmnist.jobs.identity import identity, identity_id, trained_hyperparameters
-from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, load_record
+from pairmnist.record import (
+    ERROR_FILE,
+    METRICS_FILE,
+    JobNotDone,
+    identity,
+    identity_id,
+    load_record,
+    trained_hyperparameters,
+)
 
 RESULTS = ["seed", "test_acc", "test_digit_acc", "val_acc", "n_params", "fit_seconds"]
 # Hydra's instantiation keys: shown only when they tell apart two groups of the same model.
@@ -99,7 +106,7 @@ def collect(root: str | Path) -> Jobs:
 def dedupe(records: list[dict[str, Any]], failed: dict[str, str] | None = None) -> Jobs:
     """Keep one record per (identity, seed): the newest ``finished`` (the later ``job`` on a tie).
 
-    Each record gets ``identity``, recomputed from its config (:func:`pairmnist.jobs.identity.identity_id`).
+    Each record gets ``identity``, recomputed from its config (:func:`pairmnist.record.identity_id`).
     """
     jobs = Jobs(failed=dict(failed or {}))
     kept: dict[tuple[str, int], dict[str, Any]] = {}
@@ -584,7 +591,7 @@ def analyse(jobs: Jobs, title: str) -> Report:
     summary = summarize(df, keys)
     compared = comparisons(df, summary, keys)
     experiments = {r["model"] for r in jobs.records if any(str(o).startswith("experiment=") for o in r["overrides"])}
-    unranked = not_selectable(df, summary)
+    unranked = {m: why for m, why in not_selectable(df, summary).items() if m not in experiments}
     selectable = summary[~summary["model"].isin(experiments | set(unranked))]  # an experiment selects nothing
     val_by_group = {g: dict(zip(r["seed"], r["val_acc"], strict=True)) for g, r in df.groupby("group")}
     ranked = versus_winner(rank(selectable[["group", *keys, *SELECTION_COLUMNS]], keys), val_by_group)
@@ -643,55 +650,3 @@ def console_text(report: Report) -> str:
         else []
     )
     return "\n".join([*lines, report.markdown])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python src/report.py <folder>`` and its results commands (``--help``); returns the exit status."""
-    import argparse
-
-    from pairmnist.analysis import results
-
-    parser = argparse.ArgumentParser(
-        description="Summarise the jobs of a sweep (or several) in tables and figures; or, with --results, "
-        "--compare or --store, work with the stored records behind the README."
-    )
-    parser.add_argument(
-        "folder", type=Path, nargs="?", help="a multirun folder (outputs/multirun/<timestamp>) or a parent"
-    )
-    parser.add_argument(
-        "--results", type=Path, metavar="DIR", help="stored records (docs/results) -> DIR/../RESULTS.md"
-    )
-    parser.add_argument("--readme", type=Path, help="with --results: also regenerate this README's results block")
-    parser.add_argument("--compare", nargs=2, type=Path, metavar=("FRESH", "STORED"), help="fresh records vs stored")
-    parser.add_argument("--store", nargs=2, type=Path, metavar=("SWEEP", "INTO"), help="sweep folder -> records")
-    parser.add_argument("--title", default="", help="with --store: the sweep's heading in RESULTS.md")
-    parser.add_argument("--command", default="", help="with --store: the command that made the sweep")
-    parser.add_argument("--seconds", type=float, default=0.0, help="with --store: its wall-clock seconds")
-    parser.add_argument("--order", type=int, default=0, help="with --store: its place in RESULTS.md")
-    parser.add_argument("--versus", action="append", default=[], help="with --store: <model>=<sweep>:<model there>")
-    args = parser.parse_args(argv)
-    if sum(x is not None for x in (args.folder, args.results, args.compare, args.store)) != 1:
-        parser.error("give one of: <folder>, --results DIR, --compare FRESH STORED, --store SWEEP INTO")
-    try:
-        if args.results:
-            print("wrote " + ", ".join(map(str, results.write_results(args.results, args.readme))))
-        elif args.compare:
-            table, agree = results.compare(*args.compare)
-            print(table)
-            print(
-                "every fresh mean lies within the stored 95 % CI"
-                if agree
-                else "SOME fresh means lie outside the stored 95 % CI"
-            )
-        elif args.store:
-            into = results.store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)
-            print(f"stored {into}")
-        else:
-            if not args.folder.is_dir():
-                parser.error(f"{args.folder} is not a folder")
-            report = write_report(args.folder)
-            print(console_text(report))
-            print("wrote " + ", ".join(str(f) for f in report.files))
-    except (FileNotFoundError, ValueError, OSError, ReportError) as e:
-        parser.exit(1, f"error: {e}\n")
-    return 0

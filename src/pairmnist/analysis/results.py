@@ -24,10 +24,12 @@ import pandas as pd
 from pairmnist.analysis import claims, stats
 from pairmnist.analysis.report import (
     Report,
+    ReportError,
     analyse,
     ci_text,
     collect,
     comparison_table,
+    console_text,
     curves_figure,
     dedupe,
     group_labels,
@@ -36,6 +38,7 @@ from pairmnist.analysis.report import (
     p_text,
     points_text,
     test_acc_figure,
+    write_report,
 )
 from pairmnist.atomic import atomic_path, write_text
 
@@ -205,7 +208,8 @@ def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
     for name, (meta, report) in sweeps.items():
         text += ["", f"## {name}: {meta['title']}", "", f"`{meta['command']}`", ""]
         if report.ranking:
-            text += [report.ranking.split("\n", 2)[2].strip(), ""]  # without its own title
+            title, _, rest = report.ranking.partition("\n\n")
+            text += [rest.strip() if title.startswith("#") else report.ranking, ""]  # without its own title
         text += [group_table(report.summary, report.keys), ""]
         if name == "study":
             reference = ", ".join(f"{model} {value} %" for model, value in ORIGINAL_REPORT.items())
@@ -452,3 +456,53 @@ def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[str, bool]:
         "fresh runs",
     ]
     return markdown_table(header, rows), agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python src/report.py <folder>`` and its results commands (``--help``); returns the exit status."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Summarise the jobs of a sweep (or several) in tables and figures; or, with --results, "
+        "--compare or --store, work with the stored records behind the README."
+    )
+    parser.add_argument(
+        "folder", type=Path, nargs="?", help="a multirun folder (outputs/multirun/<timestamp>) or a parent"
+    )
+    parser.add_argument(
+        "--results", type=Path, metavar="DIR", help="stored records (docs/results) -> DIR/../RESULTS.md"
+    )
+    parser.add_argument("--readme", type=Path, help="with --results: also regenerate this README's results block")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("FRESH", "STORED"), help="fresh records vs stored")
+    parser.add_argument("--store", nargs=2, type=Path, metavar=("SWEEP", "INTO"), help="sweep folder -> records")
+    parser.add_argument("--title", default="", help="with --store: the sweep's heading in RESULTS.md")
+    parser.add_argument("--command", default="", help="with --store: the command that made the sweep")
+    parser.add_argument("--seconds", type=float, default=0.0, help="with --store: its wall-clock seconds")
+    parser.add_argument("--order", type=int, default=0, help="with --store: its place in RESULTS.md")
+    parser.add_argument("--versus", action="append", default=[], help="with --store: <model>=<sweep>:<model there>")
+    args = parser.parse_args(argv)
+    if sum(x is not None for x in (args.folder, args.results, args.compare, args.store)) != 1:
+        parser.error("give one of: <folder>, --results DIR, --compare FRESH STORED, --store SWEEP INTO")
+    try:
+        if args.results:
+            print("wrote " + ", ".join(map(str, write_results(args.results, args.readme))))
+        elif args.compare:
+            table, agree = compare(*args.compare)
+            print(table)
+            print(
+                "every fresh mean lies within the stored 95 % CI"
+                if agree
+                else "SOME fresh means lie outside the stored 95 % CI"
+            )
+        elif args.store:
+            into = store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)
+            print(f"stored {into}")
+        else:
+            if not args.folder.is_dir():
+                parser.error(f"{args.folder} is not a folder")
+            report = write_report(args.folder)
+            print(console_text(report))
+            print("wrote " + ", ".join(str(f) for f in report.files))
+    except (FileNotFoundError, ValueError, OSError, ReportError) as e:
+        parser.exit(1, f"error: {e}\n")
+    return 0

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from pairmnist.analysis.stats import paired
-from pairmnist.jobs.naming import settings
+from pairmnist.record import settings
 
 SELECTION_COLUMNS = ["identity", "n_runs", "val_acc_mean", "val_acc_std"]
 

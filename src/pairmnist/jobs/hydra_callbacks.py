@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.jobs import signals
 from pairmnist.jobs.config import ConfigError, check_preset_sweep, check_writable, validate
-from pairmnist.jobs.records import METRICS_FILE
+from pairmnist.record import METRICS_FILE
 
 log = logging.getLogger(__name__)
 

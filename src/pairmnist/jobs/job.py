@@ -28,13 +28,21 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 
-from pairmnist.atomic import write_json, write_text
+from pairmnist.atomic import write_text
 from pairmnist.jobs.config import launch_path, validate
 from pairmnist.jobs.console import quiet_lightning
-from pairmnist.jobs.identity import identity, identity_id, trained_hyperparameters
 from pairmnist.jobs.naming import study_config
-from pairmnist.jobs.records import ERROR_FILE, METRICS_FILE, JobNotDone, fraction, load_record
 from pairmnist.jobs.signals import Interrupted, exit_status, stop_job
+from pairmnist.record import (
+    ERROR_FILE,
+    JobNotDone,
+    fraction,
+    identity,
+    identity_id,
+    load_record,
+    trained_hyperparameters,
+    write_record,
+)
 
 log = logging.getLogger(__name__)
 quiet_lightning()
@@ -116,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Everything random (pairs, shuffling, weight init) follows ``cfg.seed``; seed 0 is a seed.
 
     Returns:
-        dict with :data:`pairmnist.jobs.records.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
+        dict with :data:`pairmnist.record.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
         ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one
         value per epoch of train_loss, train_acc, val_loss, val_acc.
 
@@ -186,7 +194,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def completed(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     """The stored record of a finished job with the same identity and seed, else None.
 
-    The identity (:mod:`pairmnist.jobs.identity`) is recomputed from the stored config, so a
+    The identity (:mod:`pairmnist.record`) is recomputed from the stored config, so a
     record made before the identity existed resumes too when its config is the same.
     """
     try:
@@ -247,7 +255,7 @@ def run_job(cfg: DictConfig) -> float | None:
             for stale in out.glob("events.out.tfevents.*"):  # a previous attempt's curves would mix with these
                 stale.unlink()
             record = train(cfg)
-        write_json(out / METRICS_FILE, record)
+        write_record(out, record)
         (out / ERROR_FILE).unlink(missing_ok=True)
         log.info(
             "%s: test_acc %.4f, val_acc %s, epochs %d, fit %.1f s",

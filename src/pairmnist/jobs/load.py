@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.jobs.console import quiet_lightning
 from pairmnist.jobs.job import accelerator
-from pairmnist.jobs.records import fraction
+from pairmnist.record import fraction
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "final.ckpt"

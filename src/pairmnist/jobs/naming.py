@@ -25,29 +25,15 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from pairmnist.jobs.identity import DISPLAY_ONLY_CALLBACKS, STUDY_KEYS, identity_id
+from pairmnist.record import (
+    DISPLAY_ONLY_CALLBACKS,
+    METRICS_FILE,
+    STUDY_KEYS,
+    identity_id,
+    settings,
+)
 
-# Keys a sweep sets for all its jobs, or that only pick other overrides (never a job's setting).
-SWEEP_KEYS = ("seed", "tuning_seeds", "resume", "hparams_search", "experiment")
-# Groups that do not change what a job computes (the key and everything below it).
-BOOKKEEPING_GROUPS = ("paths", "hydra", "callbacks", "logger")
 MAX_NAME = 100  # characters of a job folder's name; far below file systems' 255-byte limit
-METRICS_FILE = "metrics.json"  # the same name as pairmnist.jobs.records.METRICS_FILE (no import cycle)
-
-
-def settings(overrides: Iterable[str]) -> list[tuple[str, str]]:
-    """``(key, value)`` of the overrides that change what a job computes, in their order.
-
-    Leaves out the seed and sweep presets (:data:`SWEEP_KEYS`), :data:`BOOKKEEPING_GROUPS`
-    and deletions (``~key``); a leading ``+`` is dropped from the key.
-    """
-    kept = []
-    for override in overrides:
-        key, _, value = str(override).lstrip("+").partition("=")
-        if key.startswith("~") or key in SWEEP_KEYS or re.split(r"[./]", key)[0] in BOOKKEEPING_GROUPS:
-            continue
-        kept.append((key, value))
-    return kept
 
 
 def value_text(value: Any) -> str:
@@ -64,7 +50,7 @@ def value_text(value: Any) -> str:
 def study_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved keys that decide a job's result, as plain data: ``seed``, :data:`STUDY_KEYS`,
     and ``callbacks`` when one that can change the numbers is configured (not those of
-    :data:`~pairmnist.jobs.identity.DISPLAY_ONLY_CALLBACKS`, which are not even resolved: their
+    :data:`~pairmnist.record.DISPLAY_ONLY_CALLBACKS`, which are not even resolved: their
     folders name the job's own, known only inside Hydra's job)."""
     study = {"seed": cfg.seed, **{k: OmegaConf.to_container(cfg[k], resolve=True) for k in STUDY_KEYS if k in cfg}}
     callbacks = {

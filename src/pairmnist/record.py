@@ -1,4 +1,13 @@
-"""A job's identity: what it computes, independent of how its command was typed.
+"""One job's record: what ``metrics.json`` holds, how it is written and read, and the job's identity.
+
+Training writes it (:mod:`pairmnist.jobs.job`); the analysis reads it
+(:mod:`pairmnist.analysis.report`). Plain Python on plain data (dicts from ``metrics.json`` or
+``OmegaConf.to_container``): no torch, Lightning, Hydra or OmegaConf, so a report runs anywhere.
+
+A job folder holds ``metrics.json`` (success) or ``error.txt`` (failure: the message on its
+first line, then the traceback).
+
+Identity.A job's identity: what it computes, independent of how its command was typed.
 
 The identity of a job is its resolved study config (``model``, ``data``, ``trainer``, and the
 Lightning callbacks that can change the numbers, such as early stopping) without the seed,
@@ -16,7 +25,68 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from pairmnist.atomic import write_json
+
+METRICS_FILE, ERROR_FILE = "metrics.json", "error.txt"
+METRICS_KEYS = (
+    "model",
+    "seed",
+    "aux_weight",
+    "lr",
+    "nb_hidden",
+    "n_params",
+    "epochs",
+    "test_acc",
+    "test_digit_acc",
+    "val_acc",
+    "fit_seconds",
+    "history",
+    "config",
+)
+
+
+def fraction(acc: float | None) -> float | None:
+    """An accuracy as metrics.json stores it: a float32 result rounded to 6 decimals (0.915, not 0.9150000214576721)."""
+    return None if acc is None else round(acc, 6)
+
+
+class JobNotDone(Exception):
+    """A job folder without a usable result; the message says why (one line)."""
+
+
+def load_record(job_dir: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` record of a job that finished without error.
+
+    Raises:
+        JobNotDone: ``error.txt`` exists (its first line is the reason), or ``metrics.json``
+            is missing, unreadable, or lacks one of :data:`METRICS_KEYS`.
+    """
+    job_dir = Path(job_dir)
+    error = job_dir / ERROR_FILE
+    if error.exists():
+        first = error.read_text(errors="replace").strip().splitlines()
+        raise JobNotDone(f"failed: {first[0] if first else 'no message'}")
+    try:
+        record = json.loads((job_dir / METRICS_FILE).read_text())
+    except FileNotFoundError:
+        raise JobNotDone(f"no {METRICS_FILE} (not run, interrupted or still running)") from None
+    except (OSError, ValueError) as e:
+        raise JobNotDone(f"unreadable {METRICS_FILE}: {e}") from None
+    missing = [k for k in METRICS_KEYS if k not in record]
+    if missing:
+        raise JobNotDone(f"incomplete {METRICS_FILE}: no {', '.join(missing)}")
+    return record
+
+
+def write_record(job_dir: str | Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as ``<job_dir>/metrics.json``, atomically."""
+    write_json(Path(job_dir) / METRICS_FILE, record)
+
 
 STUDY_KEYS = ("model", "data", "trainer")  # with "seed", what determines a job's result
 # Trainer arguments that change what is printed, logged or saved, never the numbers.
@@ -109,3 +179,24 @@ def trained_hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
         "nb_hidden": net.get("nb_hidden"),
         "head": net.get("head"),
     }
+
+
+# Keys a sweep sets for all its jobs, or that only pick other overrides (never a job's setting).
+SWEEP_KEYS = ("seed", "tuning_seeds", "resume", "hparams_search", "experiment")
+# Groups that do not change what a job computes (the key and everything below it).
+BOOKKEEPING_GROUPS = ("paths", "hydra", "callbacks", "logger")
+
+
+def settings(overrides: Iterable[str]) -> list[tuple[str, str]]:
+    """``(key, value)`` of the overrides that change what a job computes, in their order.
+
+    Leaves out the seed and sweep presets (:data:`SWEEP_KEYS`), :data:`BOOKKEEPING_GROUPS`
+    and deletions (``~key``); a leading ``+`` is dropped from the key.
+    """
+    kept = []
+    for override in overrides:
+        key, _, value = str(override).lstrip("+").partition("=")
+        if key.startswith("~") or key in SWEEP_KEYS or re.split(r"[./]", key)[0] in BOOKKEEPING_GROUPS:
+            continue
+        kept.append((key, value))
+    return kept
