@@ -7,7 +7,8 @@ Three rooms, imports one way (data, models <- jobs <- analysis reads only job re
 - ``pairmnist.jobs``: one job from config to ``metrics.json`` (checks, identity, resume, callbacks);
 - ``pairmnist.analysis``: records -> tables, figures, statistics, selection.
 
-``pairmnist.atomic`` (atomic file writes) is shared by all of them.
+``pairmnist.record`` (one job's record: metrics.json and the identity) is what training writes
+and the analysis reads; ``pairmnist.atomic`` (atomic file writes) is shared by all of them.
 """
 
 __version__ = "0.1.0"

@@ -1,10 +1,9 @@
-"""Running jobs: config schema and checks, identity and folder names, one job's training and
-records, resume, signals, its console, the Hydra and Lightning callbacks, and loading a
-finished job back (``load``).
+"""Running jobs: config schema and checks, folder names, one job's training and its record
+(``pairmnist.record``), resume, signals, its console, the Hydra and Lightning callbacks, and
+loading a finished job back (``load``).
 
-May import ``pairmnist.data`` and ``pairmnist.models``; ``pairmnist.analysis`` only in the Hydra
-callback that writes the report when a multirun ends.
-``records`` and ``identity`` are plain Python (no torch), so the analysis can read them.
+May import ``pairmnist.data``, ``pairmnist.models`` and ``pairmnist.record``;
+``pairmnist.analysis`` only in the Hydra callback that writes the report when a multirun ends.
 """
 
 import warnings
