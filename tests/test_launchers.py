@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pandas as pd
 from conftest import CONF, TINY
@@ -25,6 +29,27 @@ def test_joblib_runs_jobs_in_parallel_processes_with_one_thread(run_cli, tmp_pat
     assert [r["seed"] for r in records] == [0, 1]
     assert all(r["threads"] == 1 for r in records)  # hydra.job.env_set reached the workers
     assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [2]
+
+
+def test_default_launcher_runs_jobs_side_by_side_with_the_cores_shared_out(run_cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("-m", "model=shallow", "seed=0,1", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", *TINY)
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert [r["threads"] for r in records] == [max(1, len(os.sched_getaffinity(0)) // 2)] * 2
+    run_cli("-m", "model=shallow", "seed=2", "threads=2", f"hydra.sweep.dir={sweep}", *TINY)
+    assert json.loads(next(sweep.glob("*seed2/metrics.json")).read_text())["threads"] == 2
+
+
+def test_a_single_run_takes_one_thread_per_idle_core():
+    from pairmnist.jobs.job import idle_cores
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.5)
+        assert idle_cores() == 1  # every core busy: one thread, not a crowd spinning against the others
+    finally:
+        for hog in hogs:
+            hog.kill()
 
 
 def test_submitit_local_runs_a_sweep_end_to_end(run_cli, tmp_path):

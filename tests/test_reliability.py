@@ -22,7 +22,7 @@ from pairmnist.jobs.job import completed, run_job
 def test_same_seed_gives_bitwise_equal_results(make_cfg, tmp_path):
     records = []
     for attempt in range(2):
-        cfg = make_cfg("model=twin", "seed=3", "trainer.max_epochs=2")
+        cfg = make_cfg("model=twin", "seed=3", "trainer.max_epochs=2", "threads=1")  # bitwise: one thread count
         cfg.paths.output_dir = str(tmp_path / f"run{attempt}")
         run_job(cfg)
         records.append(json.loads((tmp_path / f"run{attempt}" / "metrics.json").read_text()))

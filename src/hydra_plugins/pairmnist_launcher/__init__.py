@@ -14,7 +14,8 @@ process of its own, so:
 
 Each child is forked from the parent after it has imported torch and Lightning (the parent
 runs no torch operation, so no thread pool is copied), so a job starts in milliseconds. The
-number of CPU threads of each job is the job's ``threads`` key (conf/config.yaml).
+number of CPU threads of each job is the job's ``threads`` key (conf/config.yaml); when it is
+null, cores // n_jobs (1 with the default n_jobs).
 Linux and macOS only (fork).
 """
 
@@ -124,6 +125,9 @@ class ParallelLauncher(Launcher):
         os.setpgid(0, 0)  # the terminal's Ctrl-C goes to the parent only, which passes it on once
         for s, handler in handlers.items():
             signal.signal(s, handler)
+        if cfg.get("threads") is None:  # the cores shared out among the jobs running side by side
+            with open_dict(cfg):
+                cfg.threads = max(1, cores() // self.n_jobs)
         HydraConfig.instance().set_config(cfg)
         ret = run_job(
             hydra_context=self.hydra_context,

@@ -23,7 +23,6 @@ import logging
 import math
 from typing import Any
 
-import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
@@ -37,7 +36,7 @@ from pairmnist.jobs import signals
 log = logging.getLogger(__name__)
 
 
-def distribution(override: Override) -> optuna.distributions.BaseDistribution:
+def distribution(override: Override) -> Any:
     """The Optuna distribution of a sweep override: ``choice(...)`` -> categorical,
     ``range(a, b[, step])`` -> integers a .. b - 1, ``interval(a, b)`` -> uniform (integers when
     both ends are), ``tag(log, interval(a, b))`` -> log-uniform.
@@ -45,6 +44,8 @@ def distribution(override: Override) -> optuna.distributions.BaseDistribution:
     Raises:
         ValueError: another kind of sweep, naming the key.
     """
+    import optuna
+
     value = override.value()
     if override.is_choice_sweep():
         return optuna.distributions.CategoricalDistribution(list(override.sweep_iterator(Transformer.encode)))
@@ -96,6 +97,8 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
+        import optuna  # here, not at the top: Hydra imports every plugin when any command starts
+
         parser = OverridesParser.create()
         given = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         overrides = {o.get_key_element(): o for o in parser.parse_overrides(given)}  # the command line wins

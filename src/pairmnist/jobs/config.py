@@ -193,7 +193,7 @@ class RunSchema:
 
     def check(self) -> None:
         _require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"must be an integer in [0, {MAX_SEED}]")
-        threads_allowed = "must be null (PyTorch's default) or an integer >= 1"
+        threads_allowed = "must be null (chosen by measurement) or an integer >= 1"
         _require(self.threads is None or self.threads >= 1, "threads", self.threads, threads_allowed)
         if self.tuning_seeds is not None:
             seeds = self.tuning_seeds

@@ -10,6 +10,7 @@ config returns the stored result without training.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import sys
 import time
@@ -71,6 +72,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def idle_cores(window: float = 0.2) -> int:
+    """The CPU cores idle now, measured over ``window`` seconds (Linux ``/proc/stat``), at least 1.
+
+    On a busy machine PyTorch's threads spin against the other work: one thread per idle core
+    is never much slower than the best fixed count, idle or busy (benchmarks/README.md). Elsewhere
+    (no ``/proc/stat``): the cores this process may use.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+        samples = []
+        for _ in range(2):
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            samples.append((fields[3] + fields[4], sum(fields)))  # idle + iowait, all
+            time.sleep(window)
+        idle, total = samples[1][0] - samples[0][0], samples[1][1] - samples[0][1]
+        busy_cores = (1 - idle / total) * (os.cpu_count() or usable) if total else 0
+        return max(1, min(usable, round(usable - busy_cores)))
+    except (OSError, AttributeError, ValueError):
+        return os.cpu_count() or 1
+
+
 class Parts(NamedTuple):
     """What a job trains with, instantiated from its config."""
 
@@ -92,15 +114,14 @@ def accelerator(name: str) -> str:
 
 
 def build(cfg: DictConfig) -> Parts:
-    """Set torch's CPU threads to ``cfg.threads`` (unless null), seed everything with ``cfg.seed``
+    """Set torch's CPU threads to ``cfg.threads`` (null: :func:`idle_cores`), seed everything with ``cfg.seed``
     (0 included), then instantiate data, model and Trainer.
 
     The Trainer gets the ``callbacks`` (those set to null left out) and ``logger`` groups, and
     :func:`accelerator`'s device. The data folder is anchored at the launch folder
     (:func:`~pairmnist.jobs.config.launch_path`).
     """
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.get("threads") or idle_cores())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=str(launch_path(cfg, cfg.paths.data_dir)))
     module = instantiate(cfg.model.module)
