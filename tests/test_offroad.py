@@ -141,3 +141,12 @@ def test_a_gpu_trained_job_evaluates_on_this_machines_device(run_cli, tmp_path):
             [sys.executable, str(EVALUATE), str(tmp_path / "job"), "--device", "gpu"], capture_output=True, text=True
         )
         assert gpu.returncode == 1 and len(gpu.stderr.strip().splitlines()) == 1
+
+
+def test_a_null_value_shows_as_null(tmp_path):
+    for seed in (1000, 1001):
+        write_job(tmp_path, f"siamese_ema_null_seed{seed}", seed=seed, module={"ema_decay": None}, val_acc=0.91)
+        write_job(tmp_path, f"siamese_ema_0.99_seed{seed}", seed=seed, module={"ema_decay": 0.99}, val_acc=0.90)
+    write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| null |" in summary and "| 0.99 |" in summary  # in the ranking and the groups, not a blank

@@ -24,7 +24,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from pairmnist.analysis import stats
-from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank, versus_winner
+from pairmnist.analysis.selection import SELECTION_COLUMNS, best, rank, sort_key, versus_winner
 from pairmnist.atomic import atomic_path
 from pairmnist.record import (
     ERROR_FILE,
@@ -129,11 +129,21 @@ def _final(job: str, replaced: dict[str, str]) -> str:
     return job
 
 
+NULL = "null"  # a config value set to null, shown as such (a key a group lacks stays blank)
+
+
+def _nulls_shown(value: Any) -> Any:
+    """``value`` with every None leaf replaced by :data:`NULL`, recursively."""
+    if isinstance(value, dict):
+        return {k: _nulls_shown(v) for k, v in value.items()}
+    return NULL if value is None else value
+
+
 def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per finished job: ``model``, RESULTS, ``job``, ``overrides``, ``identity`` and
     the flattened identity config (``model.lr``, ``data.n_pairs``, ...; the seed is not part of it)."""
     df = pd.DataFrame([{k: r.get(k) for k in ["model", *RESULTS, "job", "overrides", "identity"]} for r in records])
-    config = pd.json_normalize([identity(r["config"]) for r in records])
+    config = pd.json_normalize([_nulls_shown(identity(r["config"])) for r in records])
     config = config.map(lambda v: str(v) if isinstance(v, list | dict) else v)
     return pd.concat([df, config], axis=1)
 
@@ -151,7 +161,8 @@ def group_keys(df: pd.DataFrame) -> list[str]:
     # The flattened config (model.lr, data.n_pairs, ...), shallow keys first: a knob before the
     # node it feeds (model.nb_hidden before model.module.net.nb_hidden).
     for col in sorted((c for c in df.columns if "." in c), key=lambda c: c.count(".")):
-        values = groups[col].map(repr)  # None and NaN are values too
+        # null, a missing key and NaN are values too, one and the same for "repeats an earlier key"
+        values = groups[col].map(lambda v: "None" if v == NULL or (isinstance(v, float) and np.isnan(v)) else repr(v))
         if values.nunique() < 2 or any(values.equals(v) for v in seen):
             continue
         if col.split(".")[-1] in INSTANTIATION_KEYS and groups.groupby("model")[col].nunique(dropna=False).max() < 2:
@@ -211,7 +222,7 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         stats.binomial_se(m, int(n)) if n is not None and not pd.isna(n) else np.nan
         for m, n in zip(summary["test_acc_mean"], summary["n_test_pairs"], strict=True)
     ]
-    summary = summary.sort_values(keys, na_position="last", kind="mergesort")
+    summary = summary.sort_values(keys, na_position="last", kind="mergesort", key=sort_key)
     summary = summary.sort_values("test_acc_mean", ascending=False, kind="mergesort").reset_index(drop=True)
     summary.insert(0, "group", range(len(summary)))
     df["group"] = df["identity"].map(dict(zip(summary["identity"], summary["group"], strict=True)))

@@ -18,6 +18,11 @@ from pairmnist.record import settings
 SELECTION_COLUMNS = ["identity", "n_runs", "val_acc_mean", "val_acc_std"]
 
 
+def sort_key(column: pd.Series) -> pd.Series:
+    """A key that sorts a column mixing numbers and text ("null"): numbers first, by value, then text."""
+    return column.map(lambda v: (1, str(v)) if isinstance(v, str) else (0, v))
+
+
 def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Rank the groups of each model by mean validation accuracy, highest first.
 
@@ -26,7 +31,7 @@ def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     then rank.
     """
     view = summary[["group", *keys, *SELECTION_COLUMNS]]
-    view = view.sort_values(keys, na_position="last", kind="mergesort")
+    view = view.sort_values(keys, na_position="last", kind="mergesort", key=sort_key)
     by_score = ["val_acc_mean", "val_acc_std"]
     view = view.sort_values(by_score, ascending=[False, True], na_position="last", kind="mergesort")
     view = view.sort_values("model", kind="mergesort").reset_index(drop=True)
