@@ -37,6 +37,9 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
+# The config check asks torch.cuda.is_available() in this (parent) process; through NVML it leaves
+# CUDA uninitialised, so forked jobs can still use the GPU (PyTorch's documented switch for forks).
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 
 def cores() -> int:
