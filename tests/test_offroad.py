@@ -31,6 +31,8 @@ def test_a_run_whose_last_epoch_was_not_validated_says_which_epoch_its_figures_c
     proc = run_cli("-m", "seed=0,1", *TINY, *options, f"hydra.sweep.dir={sweep}")
     records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert len(records) == 2
+    run_cli(*TINY, *options, f"hydra.run.dir={tmp_path}/single")  # and as a single run
+    records.append(json.loads((tmp_path / "single" / "metrics.json").read_text()))
     for record in records:
         assert record["epochs"] == epochs and record["val_epoch"] == val_epoch
         assert record["val_acc"] == (None if val_epoch is None else record["history"]["val_acc"][-1])

@@ -204,12 +204,12 @@ def pitman_morgan(a: dict[int, float], b: dict[int, float], level: float = LEVEL
 
     Returns:
         An :class:`SdRatio` (square roots of the variance ratio and its interval), or None when
-        the groups share fewer than 3 seeds or a group has no spread.
+        the groups share fewer than 3 seeds, or a group or their difference has no spread.
     """
     seeds = sorted(set(a) & set(b))
     x, y = np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
     n = len(seeds)
-    if n < 3 or x.std() == 0 or y.std() == 0:
+    if n < 3 or min(x.std(), y.std(), np.round(x - y, DECIMALS).std()) == 0:  # no spread, no test
         return None
     f = x.var(ddof=1) / y.var(ddof=1)
     r = float(np.corrcoef(x + y, x - y)[0, 1])
