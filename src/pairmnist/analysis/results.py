@@ -236,6 +236,7 @@ def results_markdown(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
 
 CLAIMS_FIGURE = "data_scaling_claims.png"
 INGREDIENTS = "siamese_plus_ingredients"  # the sweep of experiment=siamese_plus_ingredients
+OWN_TABLES = ("data_scaling", INGREDIENTS)  # sweeps the README shows in tables of their own, not pair by pair
 
 
 def _without(record: dict[str, Any]) -> str | None:
@@ -345,7 +346,7 @@ def readme_block(sweeps: dict[str, tuple[dict[str, Any], Report]]) -> str:
     text += ["Paired differences (a − b, percentage points, 95 % CI over the shared seeds):", ""]
     rows = []
     for name, (meta, report) in sweeps.items():
-        if not report.best:
+        if not report.best and name not in OWN_TABLES:
             for r in report.comparisons.to_dict("records"):
                 if not r["note"]:
                     ci = f"[{r['ci_low_points']:+.2f}, {r['ci_high_points']:+.2f}]"
