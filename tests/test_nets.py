@@ -116,3 +116,17 @@ def test_twin_draws_its_weights_as_two_fresh_convnets_would():
         for a, b in zip(twin.branches[0].parameters(), head_first.branches[0].parameters(), strict=True)
     )
     assert all(torch.equal(a, b) for a, b in zip(twin.branches[1].parameters(), second.parameters(), strict=True))
+
+
+def test_an_unshared_branch_whose_weights_cannot_be_reset_is_refused():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(196, 10))
+
+        def forward(self, x):
+            return x.flatten(1) @ self.weight
+
+    PairNet(Scaled(), share_weights=True)  # shared: one branch, nothing to re-draw
+    with pytest.raises(ValueError, match="model.share_weights=false: Scaled holds weights but has no reset_parameters"):
+        PairNet(Scaled(), share_weights=False)

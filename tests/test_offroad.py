@@ -152,3 +152,12 @@ def test_a_null_value_shows_as_null(tmp_path):
     write_report(tmp_path)
     summary = (tmp_path / "summary.md").read_text()
     assert "| null |" in summary and "| 0.99 |" in summary  # in the ranking and the groups, not a blank
+
+
+def test_mixed_numbers_text_and_missing_values_sort():
+    import pandas as pd
+
+    from pairmnist.analysis.selection import sort_key
+
+    column = pd.Series([3.0, float("nan"), 1.0, "null", 2.0], dtype=object)
+    assert column.sort_values(key=sort_key, kind="mergesort").tolist()[:4] == [1.0, 2.0, 3.0, "null"]

@@ -124,3 +124,15 @@ def test_a_killed_worker_fails_its_job_only(start_cli, tmp_path):
     assert (killed[0] / "error.txt").read_text().startswith("WorkerDied: the job's process ended (killed by SIGKILL)")
     assert pd.read_csv(sweep / "summary.csv").n_runs.tolist() == [2]  # the other two finished
     assert f"1 job(s) failed or left no result: {killed[0].name} (see summary.md)" in proc.output.read_text()
+
+
+def test_jobs_stop_when_the_command_is_killed_outright(start_cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ("-m", "model=shallow", "seed=0,1", *QUIET, "trainer.max_epochs=100000", "hydra.launcher.n_jobs=2")
+    proc = start_cli(*args, f"hydra.sweep.dir={sweep}")
+    wait_for(lambda: len(list(sweep.glob("*/events.out.*"))) == 2, proc)
+    workers = children(proc.pid)
+    proc.kill()  # SIGKILL: the command cannot pass anything on
+    proc.wait(timeout=30)
+    time.sleep(5)
+    assert workers and not [w for w in workers if Path(f"/proc/{w}").exists()]  # they stopped with it

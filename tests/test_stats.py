@@ -132,3 +132,7 @@ def test_pitman_morgan_matches_r():
     swapped = stats.pitman_morgan(dict(enumerate(b)), dict(enumerate(a)))
     assert swapped.ratio == pytest.approx(1 / result.ratio) and swapped.p == pytest.approx(result.p)
     assert stats.pitman_morgan({0: 0.9, 1: 0.8}, {0: 0.7, 1: 0.9}) is None  # fewer than 3 seeds: no test
+
+
+def test_holm_skips_nan_wherever_it_sits():
+    assert stats.holm([0.04, math.nan, 0.01]) == pytest.approx([0.04, math.nan, 0.02], nan_ok=True)

@@ -15,12 +15,13 @@ process of its own, so:
 Each child is forked from the parent after it has imported torch and Lightning (the parent
 runs no torch operation, so no thread pool is copied), so a job starts in milliseconds. The
 number of CPU threads of each job is the job's ``threads`` key (conf/config.yaml); when it is
-null, cores // n_jobs (1 with the default n_jobs).
+null, the cores divided among the jobs that run side by side (1 each with the default n_jobs).
 Linux and macOS only (fork).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -40,6 +41,18 @@ log = logging.getLogger(__name__)
 # The config check asks torch.cuda.is_available() in this (parent) process; through NVML it leaves
 # CUDA uninitialised, so forked jobs can still use the GPU (PyTorch's documented switch for forks).
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG), so a
+    command killed outright (SIGKILL) leaves no job training; elsewhere a no-op."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def cores() -> int:
@@ -83,11 +96,16 @@ class ParallelLauncher(Launcher):
         import pairmnist.jobs.job  # noqa: F401  torch and Lightning once, shared by every forked child
 
         context = multiprocessing.get_context("fork")
+        side_by_side = min(self.n_jobs, len(job_overrides))  # the jobs that share the cores
         pending = list(enumerate(job_overrides, initial_job_idx))
         running: dict[Any, tuple[int, DictConfig, multiprocessing.Process]] = {}
         results: dict[int, JobReturn] = {}
 
+        parent = os.getpid()
+
         def forward(signum: int, frame: Any) -> None:
+            if os.getpid() != parent:  # a child before it installed its own handlers (signals are blocked there)
+                return
             for _, _, proc in running.values():
                 try:
                     os.kill(proc.pid, signum)
@@ -96,7 +114,7 @@ class ParallelLauncher(Launcher):
             if callable(previous[signum]):
                 previous[signum](signum, frame)
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, forward) for s in SIGNALS}
         try:
             while pending or running:
                 while pending and len(running) < self.n_jobs:
@@ -106,10 +124,14 @@ class ParallelLauncher(Launcher):
                         cfg.hydra.job.id = f"{cfg.hydra.job.name}_{idx}"
                         cfg.hydra.job.num = idx
                     receive, send = context.Pipe(duplex=False)
-                    proc = context.Process(target=self._child, args=(cfg, send, previous), daemon=False)
-                    proc.start()
+                    proc = context.Process(target=self._child, args=(cfg, send, previous, side_by_side), daemon=False)
+                    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # a signal now reaches this child too
+                    try:
+                        proc.start()
+                        running[receive] = (idx, cfg, proc)
+                    finally:
+                        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                     send.close()
-                    running[receive] = (idx, cfg, proc)
                 for receive in wait(list(running)):
                     idx, cfg, proc = running.pop(receive)
                     try:
@@ -124,13 +146,15 @@ class ParallelLauncher(Launcher):
                 signal.signal(s, handler)
         return [results[i] for i in sorted(results)]
 
-    def _child(self, cfg: DictConfig, send: Any, handlers: dict) -> None:
+    def _child(self, cfg: DictConfig, send: Any, handlers: dict, side_by_side: int) -> None:
         os.setpgid(0, 0)  # the terminal's Ctrl-C goes to the parent only, which passes it on once
+        _stop_with_parent()
         for s, handler in handlers.items():
             signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked since the fork; pending ones arrive now
         if cfg.get("threads") is None:  # the cores shared out among the jobs running side by side
             with open_dict(cfg):
-                cfg.threads = max(1, cores() // self.n_jobs)
+                cfg.threads = max(1, cores() // side_by_side)
         HydraConfig.instance().set_config(cfg)
         ret = run_job(
             hydra_context=self.hydra_context,
@@ -148,8 +172,10 @@ class ParallelLauncher(Launcher):
         """Record a job whose process ended without a result: error.txt, one log line, value None."""
         HydraConfig.instance().set_config(cfg)
         out = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-        how = f"killed by {signal.Signals(-exitcode).name}" if exitcode and exitcode < 0 else f"exit code {exitcode}"
-        message = f"WorkerDied: the job's process ended ({how}) before it wrote a result; out of memory?"
+        killed = exitcode is not None and exitcode < 0
+        how = f"killed by {signal.Signals(-exitcode).name}" if killed else f"exit code {exitcode}"
+        hint = "; out of memory?" if exitcode == -signal.SIGKILL else ""
+        message = f"WorkerDied: the job's process ended ({how}) before it wrote a result{hint}"
         out.mkdir(parents=True, exist_ok=True)
         (out / "error.txt").write_text(message + "\n")
         log.error("job %s failed: %s", out.name, message)

@@ -102,7 +102,7 @@ def claims(sweeps: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         for n in sizes
         if 2 * n in sizes
     }
-    matched = [n for n, g in gaps.items() if _sign(g) >= 0]
+    matched = [n for n, g in gaps.items() if g is not None and _sign(g) >= 0]
     rows.append(
         _row(
             "C3: weight sharing acts like doubling the training set",
@@ -237,9 +237,11 @@ def scaling_figure(records: list[dict[str, Any]]) -> Figure:
         bands = np.array([stats.t_interval(a) for a in accs]) * 100
         left.plot(sizes, means, marker="o", label=model)
         left.fill_between(sizes, bands[:, 0], bands[:, 1], alpha=0.25)
-    gaps = [stats.paired(_acc(records, "siamese", n_pairs=n), _acc(records, "twin", n_pairs=n)) for n in sizes]
-    right.plot(sizes, [100 * g.mean_diff for g in gaps], marker="o", color="black")
-    right.fill_between(sizes, [100 * g.ci_low for g in gaps], [100 * g.ci_high for g in gaps], alpha=0.25, color="grey")
+    paired = {n: stats.paired(_acc(records, "siamese", n_pairs=n), _acc(records, "twin", n_pairs=n)) for n in sizes}
+    gaps = {n: g for n, g in paired.items() if g is not None}  # sizes with 2 shared seeds or more
+    right.plot(list(gaps), [100 * g.mean_diff for g in gaps.values()], marker="o", color="black")
+    lows, highs = [100 * g.ci_low for g in gaps.values()], [100 * g.ci_high for g in gaps.values()]
+    right.fill_between(list(gaps), lows, highs, alpha=0.25, color="grey")
     right.axhline(0, color="grey", linewidth=0.8)
     for ax, title in ((left, "test accuracy (%), 95 % CI"), (right, "siamese − twin (points), paired 95 % CI")):
         ax.set_xscale("log")

@@ -19,8 +19,14 @@ SELECTION_COLUMNS = ["identity", "n_runs", "val_acc_mean", "val_acc_std"]
 
 
 def sort_key(column: pd.Series) -> pd.Series:
-    """A key that sorts a column mixing numbers and text ("null"): numbers first, by value, then text."""
-    return column.map(lambda v: (1, str(v)) if isinstance(v, str) else (0, v))
+    """A key that sorts a column mixing numbers and text ("null"): numbers by value, then text, then missing."""
+
+    def key(v: Any) -> tuple:
+        if isinstance(v, str):
+            return (1, v)
+        return (2, "") if pd.isna(v) else (0, v)
+
+    return column.map(key)
 
 
 def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

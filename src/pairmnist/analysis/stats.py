@@ -39,6 +39,8 @@ def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return math.nan, math.nan
+    if np.ptp(x) == 0:  # exactly no spread (a float mean and std would leave 1e-17 of noise)
+        return float(x[0]), float(x[0])
     mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
     half = float(stats.t.ppf((1 + level) / 2, df=len(x) - 1)) * sem
     return mean - half, mean + half
@@ -160,7 +162,7 @@ def holm(p_values: list[float]) -> list[float]:
     Returns:
         The adjusted p-values, in the input order.
     """
-    order = [i for i in sorted(range(len(p_values)), key=lambda i: p_values[i]) if not math.isnan(p_values[i])]
+    order = sorted((i for i, p in enumerate(p_values) if not math.isnan(p)), key=p_values.__getitem__)
     adjusted = [math.nan] * len(p_values)
     running = 0.0
     for rank, i in enumerate(order):
@@ -209,7 +211,7 @@ def pitman_morgan(a: dict[int, float], b: dict[int, float], level: float = LEVEL
     seeds = sorted(set(a) & set(b))
     x, y = np.array([a[s] for s in seeds], dtype=float), np.array([b[s] for s in seeds], dtype=float)
     n = len(seeds)
-    if n < 3 or min(x.std(), y.std(), np.round(x - y, DECIMALS).std()) == 0:  # no spread, no test
+    if n < 3 or min(np.ptp(x), np.ptp(y), np.ptp(np.round(x - y, DECIMALS))) == 0:  # no spread, no test
         return None
     f = x.var(ddof=1) / y.var(ddof=1)
     r = float(np.corrcoef(x + y, x - y)[0, 1])

@@ -185,9 +185,18 @@ class PairNet(nn.Module):
 
 
 def _reinitialised(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` with fresh weights: ``reset_parameters()`` of each layer that has one."""
+    """A deep copy of ``module`` with fresh weights: ``reset_parameters()`` of each layer that has one.
+
+    Raises:
+        ValueError: a layer holds parameters of its own but has no ``reset_parameters()``.
+    """
     fresh = copy.deepcopy(module)
     for layer in fresh.modules():
         if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
+        elif any(True for _ in layer.parameters(recurse=False)):
+            raise ValueError(
+                f"model.share_weights=false: {type(layer).__name__} holds weights but has no reset_parameters(), "
+                "so a second branch would start as a copy of the first; give it one"
+            )
     return fresh
