@@ -33,6 +33,7 @@ from pairmnist.record import (
     identity,
     identity_id,
     load_record,
+    settings,
     trained_hyperparameters,
 )
 
@@ -429,17 +430,34 @@ def group_labels(summary: pd.DataFrame, keys: list[str], sep: str = " ") -> list
     ]
 
 
+MAX_LABEL = 60  # characters of a figure's group label; longer ones are replaced by the command's settings
+
+
+def figure_labels(report: Report, sep: str = " ") -> list[str]:
+    """:func:`group_labels`, or, when one is longer than :data:`MAX_LABEL`, the model plus the
+    command-line settings of each group that not every group shares (``siamese_plus without=plus_branch``)."""
+    labels = group_labels(report.summary, report.keys, sep)
+    if max(map(len, labels)) <= MAX_LABEL:
+        return labels
+    newest = report.df.sort_values("job").groupby("group").last()
+    groups = report.summary["group"]
+    own = {g: [f"{k.split('.')[-1]}={v}" for k, v in settings(newest.loc[g, "overrides"])] for g in groups}
+    shared = set.intersection(*(set(v) for v in own.values()))
+    models = dict(zip(report.summary["group"], report.summary["model"], strict=True))
+    return [sep.join([str(models[g]), *(o for o in own[g] if o not in shared)]) for g in groups]
+
+
 def _group_runs(df: pd.DataFrame, summary: pd.DataFrame) -> list[pd.DataFrame]:
     return [df[df["group"] == g] for g in summary["group"]]
 
 
 def curves_figure(report: Report) -> Figure:
     """Training loss and validation accuracy per epoch: mean over seeds with a ±1 std band."""
-    df, summary, keys = report.df, report.summary, report.keys
+    df, summary = report.df, report.summary
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     by_job = {r["job"]: r["history"] for r in report.jobs.records}
-    for label, runs in zip(group_labels(summary, keys), _group_runs(df, summary), strict=True):
+    for label, runs in zip(figure_labels(report), _group_runs(df, summary), strict=True):
         for ax, key, scale in ((axes[0], "train_loss", 1), (axes[1], "val_acc", 100)):
             curves = [np.asarray(by_job[j][key], dtype=float) * scale for j in runs["job"]]
             table = np.full((len(curves), max(map(len, curves))), np.nan)
@@ -465,8 +483,8 @@ def test_acc_figure(report: Report) -> Figure:
     The lines show the pairing: a seed gives every group the same data, so a line that rises
     from one group to the next is that seed's paired difference.
     """
-    df, summary, keys = report.df, report.summary, report.keys
-    labels = group_labels(summary, keys, sep="\n")
+    df, summary = report.df, report.summary
+    labels = figure_labels(report, sep="\n")
     fig = Figure(figsize=(max(5, 1.4 * len(labels) + 2), 4.5), layout="constrained")
     ax = fig.subplots()
     runs = _group_runs(df, summary)
