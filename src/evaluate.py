@@ -34,7 +34,9 @@ def main() -> None:
 
     try:
         result = evaluate(args.folder, args.seed, args.device)
-    except (NotAJob, InstantiationException) as e:  # e.g. --device gpu where there is none
+    except NotAJob as e:
+        sys.exit(str(e))
+    except InstantiationException as e:  # e.g. --device gpu where there is none
         cause = e.__cause__ or e
         sys.exit(f"{type(cause).__name__}: {' '.join(str(cause).split())}")
     digits = "" if result["test_digit_acc"] is None else f", test_digit_acc {result['test_digit_acc']}"

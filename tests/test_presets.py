@@ -16,6 +16,8 @@ MEANT_FOR = {  # what each preset's `model` sweep says
     "hparams_search=plus_grid2": ["siamese_plus"],
     "hparams_search=plus_grid3": ["siamese_plus"],
     "experiment=ablation": ["twin", "siamese"],
+    "experiment=data_scaling": ["twin", "siamese"],
+    "experiment=siamese_plus_ingredients": ["siamese_plus"],
 }
 
 

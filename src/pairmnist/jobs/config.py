@@ -400,7 +400,8 @@ def check_preset_sweep(config: DictConfig) -> None:
         if choices[group] not in map(str, sweeps[group]):
             meant = " or ".join(f"{group}={option}" for option in sweeps[group])
             raise ConfigError(f"{group}={choices[group]}: {preset or 'the sweep'} is meant for {meant}")
-    swept = {k: v for k, v in sweeps.items() if k not in choices and k not in on_command_line}
+    # `+group=...` appends config files (experiment=siamese_plus_ingredients): each job checks its own when it starts
+    swept = {k: v for k, v in sweeps.items() if k not in choices and k not in on_command_line and k[0] != "+"}
     where = f"swept by {preset or 'hydra.sweeper.params'} with model={choices.get('model')}"
     job = copy.deepcopy(config)
     for key in swept:

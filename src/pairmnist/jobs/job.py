@@ -114,14 +114,16 @@ def accelerator(name: str) -> str:
 
 
 def build(cfg: DictConfig) -> Parts:
-    """Set torch's CPU threads to ``cfg.threads`` (null: :func:`idle_cores`), seed everything with ``cfg.seed``
+    """Set torch's CPU threads to ``cfg.threads`` (null: ``OMP_NUM_THREADS`` if set, else :func:`idle_cores`),
+    seed everything with ``cfg.seed``
     (0 included), then instantiate data, model and Trainer.
 
     The Trainer gets the ``callbacks`` (those set to null left out) and ``logger`` groups, and
     :func:`accelerator`'s device. The data folder is anchored at the launch folder
     (:func:`~pairmnist.jobs.config.launch_path`).
     """
-    torch.set_num_threads(cfg.get("threads") or idle_cores())
+    if cfg.get("threads") or "OMP_NUM_THREADS" not in os.environ:  # the environment's count stands, if set
+        torch.set_num_threads(cfg.get("threads") or idle_cores())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=str(launch_path(cfg, cfg.paths.data_dir)))
     module = instantiate(cfg.model.module)
