@@ -40,6 +40,14 @@ def test_default_launcher_runs_jobs_side_by_side_with_the_cores_shared_out(run_c
     assert json.loads(next(sweep.glob("*seed2/metrics.json")).read_text())["threads"] == 2
 
 
+def test_a_bad_number_of_parallel_jobs_is_one_line(run_cli, tmp_path):
+    proc = run_cli("-m", "seed=0,1", "hydra.launcher.n_jobs=0", f"hydra.sweep.dir={tmp_path}/s", *TINY, check=False)
+    assert proc.returncode == 1 and not (tmp_path / "s").exists()
+    assert proc.stderr.strip().splitlines() == [
+        "hydra.launcher.n_jobs=0: must be null (one job per core) or an integer >= 1"
+    ]
+
+
 def test_a_single_run_takes_one_thread_per_idle_core():
     from pairmnist.jobs.job import idle_cores
 

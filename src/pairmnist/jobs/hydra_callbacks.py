@@ -85,6 +85,11 @@ class ValidateConfig(Callback):
         self._check(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+        if config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher") and not (
+            n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)
+        ):  # here, or Hydra would wrap the launcher's own error in three more lines
+            _exit(f"hydra.launcher.n_jobs={n_jobs}: must be null (one job per core) or an integer >= 1")
         self._check(config, "hydra.sweep.dir")
 
 
