@@ -134,5 +134,7 @@ def test_jobs_stop_when_the_command_is_killed_outright(start_cli, tmp_path):
     workers = children(proc.pid)
     proc.kill()  # SIGKILL: the command cannot pass anything on
     proc.wait(timeout=30)
-    time.sleep(5)
+    deadline = time.monotonic() + 60  # the jobs are told (SIGTERM) and stop as a signalled job does
+    while [w for w in workers if Path(f"/proc/{w}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert workers and not [w for w in workers if Path(f"/proc/{w}").exists()]  # they stopped with it

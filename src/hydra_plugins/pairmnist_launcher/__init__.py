@@ -104,7 +104,7 @@ class ParallelLauncher(Launcher):
         parent = os.getpid()
 
         def forward(signum: int, frame: Any) -> None:
-            if os.getpid() != parent:  # a child before it installed its own handlers (signals are blocked there)
+            if os.getpid() != parent:  # a child in the instant before it installs its own handlers
                 return
             for _, _, proc in running.values():
                 try:
@@ -125,12 +125,8 @@ class ParallelLauncher(Launcher):
                         cfg.hydra.job.num = idx
                     receive, send = context.Pipe(duplex=False)
                     proc = context.Process(target=self._child, args=(cfg, send, previous, side_by_side), daemon=False)
-                    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # a signal now reaches this child too
-                    try:
-                        proc.start()
-                        running[receive] = (idx, cfg, proc)
-                    finally:
-                        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+                    proc.start()
+                    running[receive] = (idx, cfg, proc)
                     send.close()
                 for receive in wait(list(running)):
                     idx, cfg, proc = running.pop(receive)
@@ -151,7 +147,6 @@ class ParallelLauncher(Launcher):
         _stop_with_parent()
         for s, handler in handlers.items():
             signal.signal(s, handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked since the fork; pending ones arrive now
         if cfg.get("threads") is None:  # the cores shared out among the jobs running side by side
             with open_dict(cfg):
                 cfg.threads = max(1, cores() // side_by_side)
