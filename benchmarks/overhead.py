@@ -1,7 +1,7 @@
 """Lightning overhead: the project's training path against a bare PyTorch loop, same work.
 
 For each model, a 25-epoch run (1000 pairs, batch 100) two ways:
-- project: ``pairmnist.jobs.job.build`` (datamodule + LightningModule + Trainer with the default
+- project: ``pairmnist.train.build`` (datamodule + LightningModule + Trainer with the default
   callbacks and TensorBoard logger, exactly as ``src/run.py`` builds them) then
   ``Trainer.fit``; Trainer construction and the datamodule's setup are inside the timing;
 - bare: a plain loop over the same nn.Module, the same (already built) data tensors, batch
@@ -42,8 +42,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pairmnist.data import PairMNISTDataModule, load_mnist, make_pair_splits
 from pairmnist.data.mnist import _load as mnist_memo
-from pairmnist.jobs.job import build
 from pairmnist.models.module import pair_loss, predict
+from pairmnist.train import build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ def startup_seconds(repeats: int) -> tuple[float, float]:
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
         return time.perf_counter() - start
 
-    imports = "import sys; sys.path.insert(0, 'src'); import run; import pairmnist.jobs.job"
+    imports = "import sys; sys.path.insert(0, 'src'); import run; import pairmnist.train"
     return median_seconds(lambda: timed(imports), repeats), median_seconds(lambda: timed("pass"), repeats)
 
 

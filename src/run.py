@@ -1,6 +1,6 @@
 """Hydra entry point: ``python src/run.py [overrides]`` trains and tests one model per job.
 
-See README.md; the work is done by :func:`pairmnist.jobs.job.run_job`.
+See README.md; what a job does, top to bottom, is :func:`pairmnist.train.main`.
 """
 
 from __future__ import annotations
@@ -9,18 +9,17 @@ import hydra
 from omegaconf import DictConfig
 
 from pairmnist.jobs import signals
-from pairmnist.jobs.naming import register
+from pairmnist.jobs.hydra_callbacks import register
 
-register()
+register()  # the job folders' names (conf/hydra/default.yaml)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Run one job (one run per seed of ``tuning_seeds`` when set); returns its final validation accuracy."""
-    from pairmnist.jobs.job import run_job  # the training code loads only once the config is valid
-    from pairmnist.jobs.tuning import run_seeds
+    """Run one job; returns its final validation accuracy (the mean over ``tuning_seeds`` when set)."""
+    from pairmnist.train import main as run_job  # torch and Lightning load only once the config is checked
 
-    return run_seeds(cfg, run_job)
+    return run_job(cfg)
 
 
 if __name__ == "__main__":

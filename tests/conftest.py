@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from pairmnist.data.mnist import MNIST, load_mnist
-from pairmnist.jobs.naming import register
+from pairmnist.jobs.hydra_callbacks import register
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -8,13 +8,15 @@ import subprocess
 import sys
 
 import pandas as pd
+import yaml
 from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from test_report import write_job
 
 from pairmnist.analysis.report import write_report
-from pairmnist.jobs.naming import MAX_NAME, study_config
+from pairmnist.jobs.hydra_callbacks import MAX_NAME, job_name
 from pairmnist.record import identity_id
+from pairmnist.train import study_config
 
 # The tiny size.
 SMALL = ["trainer.max_epochs=1", "data.n_pairs=100", "data.n_val_pairs=100", "data.batch_size=20"]
@@ -38,25 +40,30 @@ def test_identity_ignores_the_seed_number_forms_and_display_only_keys():
     assert identity_id(_config(trainer={"enable_model_summary": False, "log_every_n_steps": 5})) == base
     assert identity_id(_config(model={"module": {"schedule": "onecycle"}})) != base
     assert identity_id(_config(trainer={"max_epochs": 3})) != base
-    saving = {"_target_": "pairmnist.jobs.callbacks.FinalCheckpoint", "dirpath": "/a/job/folder"}
+    saving = {"_target_": "pairmnist.train.FinalCheckpoint", "dirpath": "/a/job/folder"}
     assert identity_id(_config(callbacks={"final_checkpoint": saving, "progress_bar": None})) == base
     stopping = {"_target_": "pytorch_lightning.callbacks.EarlyStopping", "monitor": "val/acc"}
     assert identity_id(_config(callbacks={"final_checkpoint": saving, "early_stopping": stopping})) != base
 
 
-def test_override_order_and_resume_whatever_the_folder_is_called(run_cli, tmp_path):
+def test_override_order_and_resume_and_duplicates_by_identity(run_cli, tmp_path):
     sweep = tmp_path / "S"
     run_cli("-m", "model.lr=0.01,0.001", "model.nb_hidden=100", "seed=0", *SMALL, f"hydra.sweep.dir={sweep}")
     first = sorted(p.parent for p in sweep.glob("*/metrics.json"))
     assert len(first) == 2
-    first[0].rename(sweep / "renamed-by-hand")  # resume matches identity and seed, not the name
-    proc = run_cli(
+    proc = run_cli(  # the overrides in another order: the same folders, resumed
         "-m", "model.nb_hidden=100", "model.lr=0.01,0.001", "seed=0", *SMALL, "resume=true", f"hydra.sweep.dir={sweep}"
     )
     assert (proc.stdout + proc.stderr).count("not retrained") == 2
-    assert len(list(sweep.glob("*/metrics.json"))) == 2 and (sweep / "renamed-by-hand" / "metrics.json").exists()
-    summary = pd.read_csv(sweep / "summary.csv")
+    assert sorted(p.parent for p in sweep.glob("*/metrics.json")) == first
+    first[0].rename(sweep / "renamed-by-hand")  # names are never read from disk: that job trains again...
+    proc = run_cli(
+        "-m", "model.nb_hidden=100", "model.lr=0.01,0.001", "seed=0", *SMALL, "resume=true", f"hydra.sweep.dir={sweep}"
+    )
+    assert (proc.stdout + proc.stderr).count("not retrained") == 1 and (first[0] / "metrics.json").exists()
+    summary = pd.read_csv(sweep / "summary.csv")  # ...and the report counts it once, by identity and seed
     assert summary.n_runs.tolist() == [1, 1] and sorted(summary["model.lr"]) == [0.001, 0.01]
+    assert "renamed-by-hand" in (sweep / "summary.md").read_text().partition("## Duplicates set aside")[2]
 
 
 def test_duplicates_across_sweeps_count_once_and_are_named(run_cli, tmp_path):
@@ -110,8 +117,19 @@ def test_many_overrides_give_a_short_folder_name(run_cli, tmp_path):
     run_cli("-m", *many, "~callbacks.progress_bar", f"hydra.sweep.dir={sweep}")
     (job,) = [p.parent for p in sweep.glob("*/metrics.json")]
     assert len(job.name) <= MAX_NAME and job.name.startswith("siamese_") and job.name.endswith("_seed0")
-    record = json.loads((job / "metrics.json").read_text())
-    assert job.name == f"siamese_{record['identity']}_seed0" and "data.augment.shift=1" in record["overrides"]
+    assert "data.augment.shift=1" in json.loads((job / "metrics.json").read_text())["overrides"]
+    overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())  # as Hydra passed them to the job
+    assert job_name("siamese", overrides[::-1], 0) == job.name  # a pure function of the overrides, in any order
+    assert job_name("siamese", [*overrides, "model.lr=0.003"], 0) != job.name
+
+
+def test_a_folder_name_lists_the_settings_sorted_and_never_the_seed():
+    assert job_name("twin", ["seed=3", "model.lr=0.01", "data.n_pairs=100", "experiment=ablation"], 3) == (
+        "twin_n_pairs100_lr0.01_seed3"
+    )
+    assert job_name("siamese", ["model.module.net.nb_hidden=20", "model.nb_hidden=5"], 0, [1000, 1002]) == (
+        "siamese_model.module.net.nb_hidden20_model.nb_hidden5_seeds1000-1002"
+    )
 
 
 def test_best_yaml_command_with_a_braced_value_reruns_the_same_identity(tmp_path):

@@ -49,7 +49,7 @@ def test_a_bad_number_of_parallel_jobs_is_one_line(run_cli, tmp_path):
 
 
 def test_a_single_run_takes_one_thread_per_idle_core():
-    from pairmnist.jobs.job import idle_cores
+    from pairmnist.train import idle_cores
 
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:

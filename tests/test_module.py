@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.optim.lr_scheduler import OneCycleLR
 
-from pairmnist.jobs.job import build
 from pairmnist.models.module import PairModule, pair_loss, predict
 from pairmnist.models.nets import PairNet
+from pairmnist.train import build
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_ema_makes_the_final_model_the_average(make_cfg):
     (ema,) = [c for c in trainer.callbacks if type(c).__name__ == "EMAWeightAveraging"]
     averaged = dict(ema._average_model.module.named_parameters())
     assert all(torch.equal(p, averaged[name]) for name, p in module.named_parameters())  # the average is final
-    assert build(make_cfg("model=siamese_plus")).module.configure_callbacks() == []  # off by default
+    assert build(make_cfg("model=siamese_plus"))[1].configure_callbacks() == []  # off by default
 
 
 def _conv_weights(net):

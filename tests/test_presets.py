@@ -62,7 +62,7 @@ def test_each_preset_passes_the_check_with_its_model(preset, model):
         ),
         (
             ["hparams_search=deep_grid", "model=twin", "model.head=digits"],
-            r"model.aux_weight=0.0: allowed: 1 with model.head=digits .* \(swept by hparams_search=deep_grid",
+            r"model.aux_weight=0: allowed: 1 with model.head=digits .* \(swept by hparams_search=deep_grid",
         ),
         (  # a preset meant for siamese that sweeps a key of siamese_plus
             ["hparams_search=plus_grid2", "model=siamese", "hydra.sweeper.params.model=siamese"],

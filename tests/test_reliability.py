@@ -16,7 +16,8 @@ from test_report import write_job
 
 from pairmnist import atomic
 from pairmnist.jobs.hydra_callbacks import WriteReport
-from pairmnist.jobs.job import completed, run_job
+from pairmnist.train import completed
+from pairmnist.train import run as run_job
 
 
 def test_same_seed_gives_bitwise_equal_results(make_cfg, tmp_path):

@@ -13,8 +13,8 @@ import yaml
 from conftest import CONF, QUIET, TINY, wait_for
 from hydra import compose, initialize_config_dir
 
-from pairmnist.jobs.naming import study_config
 from pairmnist.record import identity_id
+from pairmnist.train import study_config
 
 
 def test_multirun_two_models_two_seeds_ends_with_the_report(run_cli, tmp_path):

@@ -1,6 +1,6 @@
 """One job's record: what ``metrics.json`` holds, how it is written and read, and the job's identity.
 
-Training writes it (:mod:`pairmnist.jobs.job`); the analysis reads it
+Training writes it (:mod:`pairmnist.train`); the analysis reads it
 (:mod:`pairmnist.analysis.report`). Plain Python on plain data (dicts from ``metrics.json`` or
 ``OmegaConf.to_container``): no torch, Lightning, Hydra or OmegaConf, so a report runs anywhere.
 
@@ -99,7 +99,9 @@ DISPLAY_ONLY_TRAINER_KEYS = (
 )
 # Callbacks (by _target_) that print, log or save, and never change what is trained.
 DISPLAY_ONLY_CALLBACKS = (
-    "pairmnist.jobs.callbacks.FinalCheckpoint",
+    "pairmnist.train.FinalCheckpoint",
+    "pairmnist.train.progress_bar",
+    "pairmnist.jobs.callbacks.FinalCheckpoint",  # the same, in records made before pairmnist.train
     "pairmnist.jobs.callbacks.progress_bar",
     "pytorch_lightning.callbacks.ModelCheckpoint",
     "pytorch_lightning.callbacks.LearningRateMonitor",

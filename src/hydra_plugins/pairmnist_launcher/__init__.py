@@ -85,7 +85,7 @@ class ParallelLauncher(Launcher):
         """Run the jobs; returns one JobReturn per job, in the order given.
 
         A job whose process died without a result returns status COMPLETED with value None,
-        as a failed job of :func:`pairmnist.jobs.job.run_job` does, so sweepers go on.
+        as a failed job of :func:`pairmnist.train.run` does, so sweepers go on.
         """
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -93,7 +93,7 @@ class ParallelLauncher(Launcher):
         log.info("Launching %d jobs, %d at a time", len(job_overrides), self.n_jobs)
         for idx, overrides in enumerate(job_overrides, initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-        import pairmnist.jobs.job  # noqa: F401  torch and Lightning once, shared by every forked child
+        import pairmnist.train  # noqa: F401  torch and Lightning once, shared by every forked child
 
         context = multiprocessing.get_context("fork")
         side_by_side = min(self.n_jobs, len(job_overrides))  # the jobs that share the cores

@@ -6,7 +6,7 @@ Optuna for ``best_trial`` at the end, which raises when every trial failed.
 
 Each trial is one job of the launcher (the default runs ``n_jobs`` trials at a time) with
 the trial's values as overrides; the job's return value (the mean validation accuracy over
-``tuning_seeds``, :mod:`pairmnist.jobs.tuning`) is told to Optuna, a job that failed (None, or
+``tuning_seeds``, :func:`pairmnist.train.main`) is told to Optuna, a job that failed (None, or
 not finite) is told as FAIL and the search goes on. The ranking and best.yaml are the report's
 (:mod:`pairmnist.analysis.report`), as for a grid: the sweeper writes nothing of its own.
 

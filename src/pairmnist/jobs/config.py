@@ -1,7 +1,9 @@
-"""The study's config schema: typed fields, the allowed values and the known keys, checked before any work.
+"""The config check, in one layer: every key is read by something, and every value the study reads is allowed.
 
-Each check fails with one line naming the key, the value and what is allowed, as a
-:class:`ConfigError` that Hydra prints without a traceback.
+One function, :func:`check`, runs on the composed config wherever it comes from (a model
+YAML, a preset, the command line), before anything starts (the Hydra callback) and again as
+each job of a multirun starts (for values swept on the command line). A bad key or value is a
+:class:`ConfigError` whose message is one line naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -15,245 +17,126 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, ValueType
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import CompactHydraException
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from pairmnist.data.mnist import SOURCES
 from pairmnist.data.pairs import check_sizes
 from pairmnist.models.heads import HEADS
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
-_ABSENT = object()  # OmegaConf.select's answer for a key that does not exist
-# Config nodes a job reads whole (instantiates, or hands to Hydra), besides the schemas' fields.
-READ_WHOLE = ("data", "trainer", "logger", "callbacks", "model.module", "paths.data_dir", "paths.output_dir")
-# Keys of instantiated nodes that are Hydra's instructions, not constructor arguments.
-HYDRA_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "_args_")
+# Keys the job itself reads; every other key must be an argument of an instantiated node or be interpolated.
+READ_BY_THE_JOB = ("seed", "tuning_seeds", "threads", "resume", "paths.data_dir", "paths.output_dir")
+HYDRA_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "_args_")  # Hydra's instructions
 log = logging.getLogger(__name__)
 
 
 class ConfigError(CompactHydraException, ValueError):
-    """A config value that is not allowed; the message is one line naming the key."""
+    """A config key or value that is not allowed; the message is one line naming the key."""
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value}: {allowed}")
+def _number(low: float, high: float = math.inf, integer: bool = False, high_open: bool = False) -> Callable:
+    """A test: a number (an integer when ``integer``; never a bool) in [low, high] (or [low, high))."""
+
+    def test(v: Any) -> bool:
+        if not isinstance(v, int if integer else int | float) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+        return low <= v < high if high_open else low <= v <= high
+
+    return test
 
 
-@dataclass
-class ModelSchema:
-    """``model.*``: the hyperparameters of the original report (plus ``head``), and the
-    switches of the recipes that have them (siamese_plus; None where a model has no such knob)."""
-
-    lr: float
-    nb_hidden: int
-    aux_weight: float
-    head: str | None = None  # None: a net without digit outputs (shallow)
-    ema_decay: float | None = None
-    tta_shift: int | None = None
-    label_smoothing: float | None = None
-
-    def check(self) -> None:
-        if self.ema_decay is not None:
-            _require(0 <= self.ema_decay < 1, "model.ema_decay", self.ema_decay, "must be null (off) or in [0, 1)")
-        if self.tta_shift is not None:
-            _require(
-                0 <= self.tta_shift <= 3, "model.tta_shift", self.tta_shift, "must be an integer in [0, 3] (pixels)"
-            )
-        if self.label_smoothing is not None:
-            smoothing = self.label_smoothing
-            _require(0 <= smoothing < 1, "model.label_smoothing", smoothing, "must be in [0, 1)")
-        _require(math.isfinite(self.lr) and self.lr > 0, "model.lr", self.lr, "must be a finite number > 0")
-        _require(self.nb_hidden >= 1, "model.nb_hidden", self.nb_hidden, "must be >= 1")
-        _require(0 <= self.aux_weight <= 1, "model.aux_weight", self.aux_weight, "must be within [0, 1]")
-        _require(self.head is None or self.head in HEADS, "model.head", self.head, f"allowed: {', '.join(HEADS)}")
-        if self.head is None:
-            no_digits = "allowed: 0 (this net has no digit outputs)"
-            _require(self.aux_weight == 0, "model.aux_weight", self.aux_weight, no_digits)
-        if self.head == "digits":
-            _require(
-                self.aux_weight == 1,
-                "model.aux_weight",
-                self.aux_weight,
-                "allowed: 1 with model.head=digits (the head has no parameters, only the digit loss trains)",
-            )
-
-    def warn(self) -> None:
-        """Log the allowed combinations that are probably mistakes."""
-        if self.head == "learned" and self.aux_weight == 1:
-            log.warning(
-                "model.aux_weight=1 with model.head=learned: the comparison head gets no gradient and stays "
-                "untrained (at its random initialisation); model.head=digits or probabilistic use the digits"
-            )
+def _seeds(v: Any) -> bool:
+    return v is None or (bool(v) and len(set(v)) == len(v) and all(map(_number(0, MAX_SEED, True), v)))
 
 
-@dataclass
-class AugmentSchema:
-    """``data.augment.*``."""
-
-    swap: bool = False
-    shift: int = 0
-    rotate: float = 0.0
-    scale: float = 0.0
-    mix: float = 0.0
-
-
-@dataclass
-class DataSchema:
-    """``data.*``: pair counts, batching and the MNIST source."""
-
-    n_pairs: int
-    n_val_pairs: int
-    batch_size: int
-    eval_batch_size: int
-    source: str
-    normalize: bool
-    augment: AugmentSchema
-    num_workers: int = 0
-    n_test_pairs: int | None = None
-
-    def check(self) -> None:
-        _require(self.n_pairs >= 1, "data.n_pairs", self.n_pairs, "must be >= 1")
-        _require(self.n_val_pairs >= 1, "data.n_val_pairs", self.n_val_pairs, "must be >= 1")
-        _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "must be >= 1")
-        _require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "must be >= 1")
-        _require(self.source in SOURCES, "data.source", self.source, f"allowed: {', '.join(SOURCES)}")
-        _require(
-            self.num_workers == 0,
-            "data.num_workers",
-            self.num_workers,
-            "must be 0: the pairs live in memory and each batch is one slice of them, "
-            "so DataLoader worker processes would have nothing to do",
+# Each value the job reads, where it is read: (test, what is allowed). A missing key is not checked.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (_number(0, MAX_SEED, True), f"must be an integer in [0, {MAX_SEED}]"),
+    "threads": (lambda v: v is None or _number(1, integer=True)(v), "must be null (measured) or an integer >= 1"),
+    "tuning_seeds": (
+        _seeds,
+        f"must be null or a non-empty list of distinct seeds in [0, {MAX_SEED}], e.g. [1000,1001]",
+    ),
+    "model.module.optimizer.lr": (lambda v: _number(0)(v) and v > 0, "must be a finite number > 0"),
+    "model.module.aux_weight": (_number(0, 1), "must be within [0, 1]"),
+    "model.module.ema_decay": (
+        lambda v: v is None or _number(0, 1, high_open=True)(v),
+        "must be null (off) or in [0, 1)",
+    ),
+    "model.module.label_smoothing": (_number(0, 1, high_open=True), "must be in [0, 1)"),
+    "model.module.net.nb_hidden": (_number(1, integer=True), "must be an integer >= 1"),
+    "model.module.net.head": (lambda v: v in HEADS, f"allowed: {', '.join(HEADS)}"),
+    "model.module.net.tta_shift": (_number(0, 3, True), "must be an integer in [0, 3] (pixels)"),
+    "data.n_pairs": (_number(1, integer=True), "must be >= 1"),
+    "data.n_val_pairs": (_number(1, integer=True), "must be >= 1"),
+    "data.batch_size": (_number(1, integer=True), "must be >= 1"),
+    "data.eval_batch_size": (_number(1, integer=True), "must be >= 1"),
+    "data.source": (lambda v: v in SOURCES, f"allowed: {', '.join(SOURCES)}"),
+    "data.num_workers": (lambda v: v == 0, "must be 0: the pairs live in memory, each batch is one slice of them"),
+    "data.augment.swap": (lambda v: isinstance(v, bool), "must be true or false"),
+    "data.augment.shift": (_number(0, 7, True), "must be an integer in [0, 7] (pixels of a 14x14 image)"),
+    "data.augment.rotate": (_number(0, 180), "must be in [0, 180] (degrees)"),
+    "data.augment.scale": (_number(0, 1, high_open=True), "must be in [0, 1) (a fraction of the size)"),
+    "data.augment.mix": (_number(0, 1), "must be in [0, 1] (a fraction of each batch)"),
+    "trainer.max_epochs": (_number(1, integer=True), "must be >= 1"),
+    **{
+        f"trainer.limit_{split}_batches": (
+            lambda v: v is None or _number(0)(v) and v > 0,
+            "must be > 0: the study needs every split",
         )
-        shift = self.augment.shift
-        _require(0 <= shift <= 7, "data.augment.shift", shift, "must be an integer in [0, 7] (pixels of a 14x14 image)")
-        rotate, scale, mix = self.augment.rotate, self.augment.scale, self.augment.mix
-        _require(0 <= rotate <= 180, "data.augment.rotate", rotate, "must be in [0, 180] (degrees)")
-        _require(0 <= scale < 1, "data.augment.scale", scale, "must be in [0, 1) (a fraction of the size)")
-        _require(0 <= mix <= 1, "data.augment.mix", mix, "must be in [0, 1] (a fraction of each batch)")
-        try:
-            check_sizes(self.n_pairs, self.n_val_pairs, self.n_test_pairs)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        for split in ("train", "val", "test")
+    },
+}
 
 
-@dataclass
-class TrainerSchema:
-    """``trainer.*`` keys the study depends on (the rest go to ``Trainer``, which checks them).
-
-    ``accelerator``: ``auto`` is a CUDA GPU when there is one, else the CPU (never Apple's
-    MPS: see :func:`pairmnist.jobs.job.accelerator`); ``mps`` is an explicit, untested opt-in.
-    """
-
-    max_epochs: int
-    accelerator: str = "auto"
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
-    limit_test_batches: float | None = None
-
-    def check(self) -> None:
-        _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "must be >= 1")
-        for split in ("train", "val", "test"):  # 0 would leave the record without its figures
-            limit = getattr(self, f"limit_{split}_batches")
-            allowed = "must be > 0 (a fraction of the batches, or a number of them): the study needs every split"
-            _require(limit is None or limit > 0, f"trainer.limit_{split}_batches", limit, allowed)
-        if self.accelerator in ("gpu", "cuda"):
-            import torch
-
-            _require(
-                torch.cuda.is_available(),
-                "trainer.accelerator",
-                self.accelerator,
-                "no CUDA GPU is available here; use the default trainer (accelerator auto, CPU)",
-            )
-        if self.accelerator == "mps":
-            log.warning(
-                "trainer.accelerator=mps: Apple's GPU has not been run by this project (nets stay in their "
-                "default memory layout there); results are not checked against the CPU's"
-            )
+def knob(cfg: DictConfig, key: str) -> str:
+    """The key a user sets for ``key``: the knob it interpolates (``model.lr`` for ``model.module.optimizer.lr``)."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    found = re.fullmatch(r"\$\{([\w.]+)\}", str(OmegaConf.to_container(node, resolve=False).get(leaf)))
+    return found.group(1) if found else key
 
 
-@dataclass
-class RunSchema:
-    """Top-level keys."""
-
-    seed: int
-    resume: bool
-    tuning_seeds: list[int] | None = None
-    threads: int | None = None
-
-    def check(self) -> None:
-        _require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"must be an integer in [0, {MAX_SEED}]")
-        threads_allowed = "must be null (chosen by measurement) or an integer >= 1"
-        _require(self.threads is None or self.threads >= 1, "threads", self.threads, threads_allowed)
-        if self.tuning_seeds is not None:
-            seeds = self.tuning_seeds
-            distinct = len(set(seeds)) == len(seeds) and all(0 <= s <= MAX_SEED for s in seeds)
-            allowed = f"must be null or a non-empty list of distinct seeds in [0, {MAX_SEED}], e.g. [1000,1001,1002]"
-            _require(bool(seeds) and distinct, "tuning_seeds", seeds, allowed)
-
-
-# Each schema and the node it checks ("" is the top level).
-SCHEMAS = ((RunSchema, ""), (ModelSchema, "model."), (DataSchema, "data."), (TrainerSchema, "trainer."))
-
-
-def _typed(schema: type, node: DictConfig, prefix: str) -> Any:
-    """The schema's fields of ``node``, converted to their declared types.
+def check_values(cfg: DictConfig) -> None:
+    """Check each value of :data:`RULES` that ``cfg`` has, and the few that depend on each other.
 
     Raises:
-        ConfigError: a field is missing or cannot be converted (e.g. ``model.lr=abc``).
+        ConfigError: the first value not allowed, e.g. ``model.aux_weight=1.5: must be within [0, 1]``.
     """
-    subset = {f.name: node.get(f.name) for f in fields(schema)}
+    for key, (test, allowed) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if OmegaConf.select(cfg, key, default="absent") != "absent" and not test(value):
+            raise ConfigError(f"{knob(cfg, key)}={value}: {allowed}")
+    aux, net = cfg.model.module.get("aux_weight", 0), cfg.model.module.net
+    if "head" not in net and aux != 0:
+        raise ConfigError(f"{knob(cfg, 'model.module.aux_weight')}={aux}: allowed: 0 (this net has no digit outputs)")
+    if net.get("head") == "digits" and aux != 1:
+        raise ConfigError(
+            f"{knob(cfg, 'model.module.aux_weight')}={aux}: allowed: 1 with model.head=digits "
+            "(the head has no parameters, only the digit loss trains)"
+        )
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), subset))
-    except OmegaConfBaseException as e:
-        path = getattr(e, "full_key", "") or ""
-        value = OmegaConf.select(OmegaConf.create(subset), path, default=None) if path else None
-        msg = str(getattr(e, "msg", e)).splitlines()[0]
-        kinds = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "missing": "set"}
-        kinds["ListConfig"] = "a list, e.g. [1000,1001,1002]"
-        wanted = next((f"must be {v}" for k, v in kinds.items() if k in msg), msg)
-        raise ConfigError(f"{prefix}{path}={value}: {wanted}") from None
+        check_sizes(cfg.data.n_pairs, cfg.data.n_val_pairs, cfg.data.get("n_test_pairs"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda"):
+        import torch
 
-
-def launch_path(cfg: DictConfig, path: str | Path) -> Path:
-    """``path`` anchored at the folder the command was started from (Hydra's ``runtime.cwd``).
-
-    A relative ``paths.*`` value then names the same folder whatever the job's working folder
-    (``hydra.job.chdir=true`` moves that into the job folder); an absolute path stays as it is.
-    ``cfg`` is a composed config with its ``hydra`` node, or a job's config (Hydra's is then
-    read from :class:`HydraConfig`); without either, the current folder is the anchor.
-    """
-    if "hydra" in cfg:
-        cwd = cfg.hydra.runtime.cwd
-    elif HydraConfig.initialized():
-        cwd = HydraConfig.get().runtime.cwd
-    else:
-        cwd = os.getcwd()
-    return Path(cwd, path)
-
-
-def _references(*nodes: DictConfig) -> set[str]:
-    """Every key that an interpolation ``${a.b}`` in ``nodes`` refers to (``a.b``)."""
-    text = json.dumps([OmegaConf.to_container(n, resolve=False) for n in nodes], default=str)
-    return set(re.findall(r"\$\{([\w.]+)\}", text))
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available here")
 
 
 def _arguments(target: str, key: str) -> list[str] | None:
-    """The argument names of ``target`` (a ``_target_``), or None when it takes ``**kwargs``.
-
-    Raises:
-        ConfigError: ``target`` cannot be imported or has no signature.
-    """
+    """The argument names of ``target`` (a ``_target_``), or None when it takes ``**kwargs``."""
     try:
         parameters = inspect.signature(get_object(target)).parameters
     except Exception as e:
@@ -263,62 +146,47 @@ def _arguments(target: str, key: str) -> list[str] | None:
     return list(parameters)
 
 
-def _check_added_key(cfg: DictConfig, key: str, reads: set[str]) -> None:
-    """Check one key added with ``+``: read by its node's constructor, or by the job."""
-    parts = key.split(".")
-    for n in range(len(parts) - 1, 0, -1):  # the nearest node above the key that is instantiated
-        node = OmegaConf.select(cfg, ".".join(parts[:n]), default=None)
-        if isinstance(node, DictConfig) and "_target_" in node:
-            argument = parts[n]
-            arguments = _arguments(node._target_, ".".join([*parts[:n], "_target_"]))
-            if arguments is None or argument in arguments or argument in HYDRA_KEYS:
-                return
-            raise ConfigError(f"{key}: unknown key: {argument!r} is not an argument of {node._target_}")
-    if any(key == r or key.startswith(r + ".") for r in reads):
-        return
-    parent = ".".join(parts[:-1])
-    siblings = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-    prefix = f"{parent}." if parent else ""
-    known = [str(k) for k in siblings or () if f"{prefix}{k}" != key and str(k) != "hydra"]
-    where = f"under {parent}" if parent else "at the top level"
-    raise ConfigError(f"{key}: unknown key (nothing reads it); known {where}: {', '.join(known)}")
+def check_keys(node: DictConfig, reads: set[str], path: str = "") -> None:
+    """Check that something reads every key under ``node``: a YAML key and a ``+key`` get the same verdict.
 
-
-def check_added_keys(cfg: DictConfig, hydra: DictConfig) -> None:
-    """Check that something reads every key added on the command line with ``+`` (or ``++``),
-    so that a misspelt ``+model.lrr=0.1`` (the spelling Hydra's own error suggests) stops the
-    command instead of being ignored.
-
-    A key is read when it is an argument of the nearest node above it with a ``_target_``
-    (any key when that target takes ``**kwargs``), so ``+trainer.gradient_clip_val=1.0``
-    passes and ``+data.foo=1`` does not; else when it is a schema field (:data:`SCHEMAS`),
-    lies in a node the job reads whole (:data:`READ_WHOLE`), or is referred to by an
-    interpolation anywhere in the config (``model.width`` by ``${model.width}``). Added config
-    groups (``+experiment=...``) are Hydra's business.
-
-    Args:
-        cfg: the composed config.
-        hydra: its ``hydra`` node (``hydra.overrides.task``, ``hydra.runtime.choices``).
+    A key under a node with a ``_target_`` must be an argument of it (any, for ``**kwargs``);
+    elsewhere it must be read by the job (:data:`READ_BY_THE_JOB`) or by an interpolation
+    (``${model.lr}``), or hold a node (checked in turn) or null (a knob switched off).
 
     Raises:
         ConfigError: ``<key>: unknown key ...`` naming the first such key and what is known there.
     """
-    reads = set(READ_WHOLE) | _references(cfg, hydra)
-    reads |= {f"{prefix}{f.name}" for schema, prefix in SCHEMAS for f in fields(schema)}
-    choices = hydra.runtime.choices
-    for override in OverridesParser.create().parse_overrides(list(hydra.overrides.task)):
-        key = override.key_or_group
-        if (override.is_add() or override.is_force_add()) and key not in choices and "/" not in key:
-            _check_added_key(cfg, key, reads)
+    target = node.get("_target_")
+    arguments = _arguments(target, f"{path}_target_") if target else None
+    for name in (n for n in node if f"{path}{n}" != "hydra"):
+        key, child = f"{path}{name}", node._get_node(name)
+        if target and arguments is not None and name not in arguments and name not in HYDRA_KEYS:
+            raise ConfigError(f"{key}: unknown key: {name!r} is not an argument of {target}")
+        is_node = isinstance(child, DictConfig) and not child._is_none() and not child._is_interpolation()
+        if is_node and (not target or "_target_" in child):
+            check_keys(child, reads, f"{key}.")
+        elif not target and not child._is_none() and key not in reads:
+            known = ", ".join(str(k) for k in node if k not in (name, "hydra"))
+            where = f"under {path[:-1]}" if path else "at the top level"
+            raise ConfigError(f"{key}: unknown key (nothing reads it); known {where}: {known}")
+
+
+def launch_path(cfg: DictConfig, path: str | Path) -> Path:
+    """``path`` anchored at the folder the command was started from (Hydra's ``runtime.cwd``).
+
+    A relative ``paths.*`` value then names the same folder whatever the job's working folder
+    (``hydra.job.chdir=true`` moves that into the job folder); an absolute path stays as it is.
+    """
+    if "hydra" in cfg:
+        return Path(cfg.hydra.runtime.cwd, path)
+    return Path(HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd(), path)
 
 
 def check_writable(key: str, folder: str | Path) -> None:
     """Check that ``folder`` can be created (or exists) and written, without creating it.
 
-    Writes and deletes a probe file in ``folder`` or in its nearest existing ancestor.
-
     Raises:
-        ConfigError: that ancestor is not a folder or cannot be written.
+        ConfigError: its nearest existing ancestor is not a folder or cannot be written.
     """
     existing = Path(folder).absolute()
     while not existing.exists():
@@ -332,80 +200,67 @@ def check_writable(key: str, folder: str | Path) -> None:
         raise ConfigError(f"{key}={folder}: not a writable folder ({e})") from None
 
 
-def check_values(cfg: DictConfig) -> None:
-    """Check the values of the study keys of a composed config (model, data, trainer, seed).
-
-    Raises:
-        ConfigError: the first key whose value is not allowed.
-    """
-    for schema, prefix in SCHEMAS:
-        _typed(schema, cfg[prefix[:-1]] if prefix else cfg, prefix).check()
-
-
-def validate(cfg: DictConfig) -> None:
-    """Check a composed config: no unknown key (:func:`check_added_keys`), the study keys' values
-    (:func:`check_values`) and the data folder (anchored by :func:`launch_path`); warn of likely
-    mistakes.
+def check(cfg: DictConfig) -> None:
+    """The whole check of a composed config: keys (:func:`check_keys`), values (:func:`check_values`),
+    the data folder; warns of allowed combinations that are probably mistakes.
 
     Raises:
         ConfigError: the first key that is unknown or whose value is not allowed.
     """
-    if "hydra" in cfg:
-        check_added_keys(cfg, cfg.hydra)
-    elif HydraConfig.initialized():  # a job's config: Hydra keeps its own node
-        check_added_keys(cfg, HydraConfig.get())
+    hydra = cfg.hydra if "hydra" in cfg else HydraConfig.get() if HydraConfig.initialized() else {}
+    text = json.dumps([OmegaConf.to_container(n, resolve=False) for n in (cfg, hydra)], default=str)
+    # A knob (model.nb_hidden) is read by the module key of its name, also when an override replaced its ${...}.
+    module = json.dumps(OmegaConf.to_container(cfg.model.module, resolve=False), default=str)
+    knobs = {f"model.{name}" for name in re.findall(r'"(\w+)":', module)}
+    check_keys(cfg, set(READ_BY_THE_JOB) | knobs | set(re.findall(r"\$\{([\w.]+)\}", text)))
     check_values(cfg)
-    _typed(ModelSchema, cfg.model, "model.").warn()
+    if cfg.model.module.net.get("head") == "learned" and cfg.model.module.get("aux_weight") == 1:
+        log.warning(
+            "model.aux_weight=1 with model.head=learned: the comparison head gets no gradient and stays "
+            "untrained (at its random initialisation); model.head=digits or probabilistic use the digits"
+        )
+    if cfg.trainer.get("accelerator") == "mps":
+        log.warning("trainer.accelerator=mps: Apple's GPU has not been run by this project; results are unchecked")
     check_writable("paths.data_dir", launch_path(cfg, cfg.paths.data_dir))
 
 
-def _swept_values(override: Override) -> list[Any]:
-    """The values of a parsed ``key=a,b,c``, ``key=range(n)`` or ``choice(...)`` override, the two ends
-    of an ``interval(a, b)`` (a search's range, with or without ``tag(log, ...)``); ``[value]`` for a
-    single one."""
+def _swept_values(text: str) -> list[Any]:
+    """The values of ``key=a,b,c``, ``range(n)`` or ``choice(...)``; both ends of an ``interval(a, b)``."""
+    override = OverridesParser.create().parse_overrides([text])[0]
     if override.value_type == ValueType.INTERVAL_SWEEP:
-        interval = override.value()
-        return [interval.start, interval.end]
+        return [override.value().start, override.value().end]
     return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
 
 
 def check_preset_sweep(config: DictConfig) -> None:
-    """Check, before a multirun starts, the jobs that its preset's sweep will run.
+    """Check, before a multirun starts, the jobs its preset (``hparams_search/``, ``experiment/``) will run.
 
-    A preset (``hparams_search/``, ``experiment/``) sweeps keys through ``hydra.sweeper.params``,
-    the models it is meant for among them (``model: twin,siamese``). Without ``model=`` on the
-    command line the jobs get those models, and each job checks its own config as it starts.
-    With ``model=`` (which replaces the preset's choice) the model must be one of them, and every
-    combination of the other swept values is applied to the composed config and checked
-    (:func:`check_values`), e.g. ``hparams_search=deep_grid model=twin model.head=digits``
-    (the digits head needs aux_weight 1, the grid sweeps 0, 0.5, 1). Swept keys that the
-    command line also sets are left out: its value replaces the preset's.
-
-    Args:
-        config: the multirun's composed config, ``hydra`` node included.
+    With ``model=`` on the command line the model must be one the preset sweeps, and every
+    combination of the other values it sweeps (``hydra.sweeper.params``; both ends of a search's
+    range) is applied to the config and checked (:func:`check_values`). Keys the command line also
+    sets are left out: its value replaces the preset's.
 
     Raises:
-        ConfigError: a model the preset is not meant for, a swept key that does not exist or
+        ConfigError: a model the preset is not meant for, a swept key that does not exist, or
             the first swept value not allowed, in one line naming the key and the preset.
     """
-    parser = OverridesParser.create()
-    on_command_line = {o.get_key_element() for o in parser.parse_overrides(list(config.hydra.overrides.task))}
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    on_command_line = {o.get_key_element() for o in parsed}
     choices = config.hydra.runtime.choices
     preset = " ".join(f"{g}={choices[g]}" for g in ("hparams_search", "experiment") if choices.get(g))
-    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    sweeps = {key: _swept_values(parser.parse_overrides([f"{key}={v}"])[0]) for key, v in params.items()}
-    for group in sweeps.keys() & choices.keys():  # the models (or other options) the preset is meant for
+    sweeps = {k: _swept_values(f"{k}={v}") for k, v in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items()}
+    for group in sweeps.keys() & choices.keys():  # the models the preset is meant for
         if group not in on_command_line:
             return
         if choices[group] not in map(str, sweeps[group]):
             meant = " or ".join(f"{group}={option}" for option in sweeps[group])
             raise ConfigError(f"{group}={choices[group]}: {preset or 'the sweep'} is meant for {meant}")
-    # `+group=...` appends config files (experiment=siamese_plus_ingredients): each job checks its own when it starts
+    # `+group=...` appends config files (experiment=siamese_plus_ingredients): each job checks its own
     swept = {k: v for k, v in sweeps.items() if k not in choices and k not in on_command_line and k[0] != "+"}
     where = f"swept by {preset or 'hydra.sweeper.params'} with model={choices.get('model')}"
     job = copy.deepcopy(config)
     for key in swept:
-        if OmegaConf.select(job, key, default=_ABSENT) is _ABSENT:
+        if OmegaConf.select(job, key, default="absent") == "absent":
             raise ConfigError(f"{key}: no such key ({where})")
     for values in itertools.product(*swept.values()):
         for key, value in zip(swept, values, strict=True):

@@ -1,14 +1,17 @@
-"""Hydra callbacks (``hydra.callbacks`` in ``conf/hydra/default.yaml``): the config check, the
-folders a command prints, and the report at the end of a multirun."""
+"""The Hydra side of a command: the config check before it starts, the folders it prints, the report at
+the end of a multirun (``hydra.callbacks`` in ``conf/hydra/default.yaml``), and the job folders' names."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,10 +20,38 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.jobs import signals
-from pairmnist.jobs.config import ConfigError, check_preset_sweep, check_writable, validate
-from pairmnist.record import METRICS_FILE
+from pairmnist.jobs.config import ConfigError, check, check_preset_sweep, check_writable
+from pairmnist.record import METRICS_FILE, settings
 
 log = logging.getLogger(__name__)
+MAX_NAME = 100  # characters of a job folder's name; far below file systems' 255-byte limit
+
+
+def job_name(model: str, overrides: Iterable[str], seed: int, tuning_seeds: Iterable[int] | None = None) -> str:
+    """A multirun job's folder name, a pure function of its command-line overrides (the resolver ``job_name``).
+
+    ``<model>[_<key><value>...]_seed<seed>``: the settings (:func:`pairmnist.record.settings`:
+    not the seed, presets or bookkeeping) sorted by key, so the order they were typed in does
+    not matter; ``<key>`` is the key's last part (``model.lr`` -> ``lr``) unless two keys end
+    alike. A job of ``tuning_seeds`` ends in ``seeds<first>-<last>``. A name longer than
+    :data:`MAX_NAME` becomes ``<model>_<10 hex digits of the settings' SHA-256>_seed<seed>``.
+    Resume and de-duplication never rely on it: they match identities (:mod:`pairmnist.record`).
+    """
+    kept = sorted((k, v) for k, v in settings(overrides) if k != "model")
+    last = [k.split(".")[-1] for k, _ in kept]
+    parts = [f"{short if last.count(short) == 1 else k}{v}" for (k, v), short in zip(kept, last, strict=True)]
+    seeds = list(tuning_seeds or [])
+    label = f"seed{seed}" if not seeds else f"seeds{seeds[0]}" + (f"-{seeds[-1]}" if len(seeds) > 1 else "")
+    name = "_".join([str(model), *(re.sub(r"[^\w.+\-]+", "-", p).strip("-") for p in parts), label])
+    if len(name) > MAX_NAME:
+        name = f"{model}_{hashlib.sha256(repr(kept).encode()).hexdigest()[:10]}_{label}"
+    return name
+
+
+def register() -> None:
+    """Register the resolver ``${job_name:model,overrides,seed,tuning_seeds}`` (idempotent)."""
+    if not OmegaConf.has_resolver("job_name"):
+        OmegaConf.register_new_resolver("job_name", job_name)
 
 
 def _exit(message: str, status: int = 1) -> NoReturn:
@@ -52,43 +83,33 @@ def finish_command(sweep_dir: str | Path, argv: list[str] | None = None) -> str:
 
 
 class ValidateConfig(Callback):
-    """Check the config before Hydra creates any folder or starts a job.
+    """Check the config (:func:`~pairmnist.jobs.config.check`) before Hydra creates any folder or starts a job.
 
-    A single run is checked whole. A multirun is checked with its fixed overrides applied,
-    and with every value its preset sweeps (:func:`~pairmnist.jobs.config.check_preset_sweep`);
-    values swept on the command line are checked by each job as it starts, and a bad one
-    fails that job only.
-
-    A bad value stops the command with one line naming the key, the value and what is
-    allowed (a :class:`~pairmnist.jobs.config.ConfigError`'s message), and exit status 1.
+    A multirun is checked with its fixed overrides applied, and with every value its preset
+    sweeps (:func:`~pairmnist.jobs.config.check_preset_sweep`); values swept on the command line
+    are checked by each job as it starts, and a bad one fails that job only. A bad key or value
+    stops the command with its one line and exit status 1.
     """
 
     def _check(self, config: DictConfig, output_key: str) -> None:
         folder = OmegaConf.select(config, output_key)
         try:
-            validate(config)
+            check(config)
             if output_key == "hydra.sweep.dir":
                 check_preset_sweep(config)
             check_writable(output_key, folder)
         except ConfigError as e:
             _exit(str(e))
         if config.get("resume") and not Path(folder).exists():
-            log.warning(
-                "resume=true but %s=%s does not exist: nothing to resume, every job trains. "
-                "To finish a sweep, give its folder: %s=<that folder>",
-                output_key,
-                folder,
-                output_key,
-            )
+            log.warning("resume=true but %s=%s does not exist: nothing to resume, every job trains", output_key, folder)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
-        if config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher") and not (
-            n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)
-        ):  # here, or Hydra would wrap the launcher's own error in three more lines
+        parallel = config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher")
+        if parallel and not (n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)):  # else Hydra wraps it in 3 lines
             _exit(f"hydra.launcher.n_jobs={n_jobs}: must be null (one job per core) or an integer >= 1")
         self._check(config, "hydra.sweep.dir")
 
@@ -130,8 +151,6 @@ class WriteReport(Callback):
         from pairmnist.analysis.report import ReportError, collect, console_text, write_report
 
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
-        # Optuna's own pick breaks ties and rounds otherwise than best.yaml: one winner, the report's
-        (sweep_dir / "optimization_results.yaml").unlink(missing_ok=True)
         problems = []
         try:
             report = write_report(sweep_dir)

@@ -18,9 +18,8 @@ import pytorch_lightning as pl
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pairmnist.jobs.console import quiet_lightning
-from pairmnist.jobs.job import accelerator
 from pairmnist.record import fraction
+from pairmnist.train import accelerator  # and Lightning's notices silenced, as in a job
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "final.ckpt"
@@ -80,7 +79,6 @@ def evaluate(folder: str | Path, seed: int | None = None, device: str = "auto") 
     Raises:
         NotAJob: see :func:`load_job`.
     """
-    quiet_lightning()
     module, datamodule = load_job(folder, seed)
     trainer = instantiate(
         job_config(folder).trainer,
