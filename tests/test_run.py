@@ -205,3 +205,25 @@ def test_relative_paths_are_anchored_at_the_launch_folder(make_cfg, monkeypatch,
     monkeypatch.chdir(tmp_path)  # as hydra.job.chdir=true does to a job
     assert launch_path(cfg, cfg.paths.data_dir) == Path(cfg.hydra.runtime.cwd) / "elsewhere" / "data"
     assert launch_path(cfg, tmp_path / "abs") == tmp_path / "abs"
+
+
+def test_a_model_yaml_key_nothing_reads_and_the_same_plus_key_get_the_same_line(run_cli, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("defaults:\n  - siamese\n  - _self_\n\nwd: 1.0e-4\n")
+    from_yaml = run_cli("--config-dir", str(tmp_path), "model=mine", f"hydra.run.dir={tmp_path}/a", check=False)
+    from_cli = run_cli("+model.wd=1e-4", f"hydra.run.dir={tmp_path}/b", check=False)
+    assert from_yaml.returncode == from_cli.returncode == 1
+    assert from_yaml.stderr.strip().splitlines() == from_cli.stderr.strip().splitlines()
+    assert from_cli.stderr.strip().splitlines() == [
+        "model.wd: unknown key (nothing reads it); known under model: "
+        "lr, nb_hidden, aux_weight, head, share_weights, module"
+    ]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_siamese_plus_without_weight_sharing_trains_two_plus_branches(make_cfg):
+    shared, unshared = make_cfg("model=siamese_plus"), make_cfg("model=siamese_plus", "model.share_weights=false")
+    run_job(unshared)
+    record = json.loads((Path(unshared.paths.output_dir) / "metrics.json").read_text())
+    branch = sum(p.numel() for p in instantiate(shared.model.module.net.branch).parameters())
+    assert record["n_params"] == 258_170 + branch and record["config"]["model"]["share_weights"] is False
