@@ -75,8 +75,8 @@ class PairMNISTDataModule(pl.LightningDataModule):
             (:mod:`pairmnist.data.augment`). Validation and test data are never augmented.
 
     Raises:
-        ValueError: sizes the MNIST splits cannot hold, a batch size < 1, an unknown
-            ``augment`` key or a negative shift.
+        ValueError: an unknown ``augment`` key. The values are checked by the config check
+            (:mod:`pairmnist.jobs.config`, :func:`~pairmnist.data.pairs.check_sizes` for the sizes).
     """
 
     def __init__(
@@ -93,11 +93,7 @@ class PairMNISTDataModule(pl.LightningDataModule):
         augment: dict | None = None,
         n_test_pairs: int | None = None,
     ) -> None:
-        super().__init__()
-        check_sizes(n_pairs, n_val_pairs, n_test_pairs)
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value < 1:
-                raise ValueError(f"data.{key}={value}: must be at least 1")
+        super().__init__()  # values are checked once, by the config check (pairmnist.jobs.config)
         self.save_hyperparameters(ignore=["data_dir", "num_workers"])
         self.n_pairs, self.n_val_pairs, self.n_test_pairs = n_pairs, n_val_pairs, n_test_pairs
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -107,11 +103,8 @@ class PairMNISTDataModule(pl.LightningDataModule):
         self.swap, self.shift = bool(augment.pop("swap", False)), int(augment.pop("shift", 0))
         self.rotate, self.scale = float(augment.pop("rotate", 0)), float(augment.pop("scale", 0))
         self.mix = float(augment.pop("mix", 0))
-        if augment or self.shift < 0 or self.rotate < 0 or not 0 <= self.scale < 1 or not 0 <= self.mix <= 1:
-            raise ValueError(
-                f"data.augment={augment or {'shift': self.shift, 'rotate': self.rotate, 'scale': self.scale}}: allowed "
-                "keys swap (bool), shift (int >= 0), rotate (degrees >= 0), scale (in [0, 1)), mix (in [0, 1])"
-            )
+        if augment:
+            raise ValueError(f"data.augment={augment}: unknown key; allowed: swap, shift, rotate, scale, mix")
         self._shift_generator = torch.Generator().manual_seed(seed + 1)  # not the shuffling stream
         self.train: PairSet | None = None
         self.val: PairSet | None = None
