@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -121,3 +122,8 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting after {timeout} s:\n{proc.output.read_text()[-3000:]}")
         time.sleep(0.05)
+
+
+def flat(markdown: str) -> str:
+    """Markdown with each run of spaces made one, so a test reads a padded table cell as ``| 80.00 |``."""
+    return re.sub(" +", " ", markdown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import CONF, TINY
+from conftest import CONF, TINY, flat
 from hydra import compose, initialize_config_dir
 from test_report import write_job
 
@@ -44,7 +44,7 @@ def test_selection_follows_validation_not_test(tmp_path):
     assert saved["siamese"]["command"] == (
         "python src/run.py -m model=siamese model.aux_weight=0.5 model.lr=0.01 'seed=range(10)'"
     )
-    ranking = (tmp_path / "ranking.md").read_text()
+    ranking = flat((tmp_path / "ranking.md").read_text())
     assert "not used for selection" in ranking and "test acc % (not used)" in ranking
     assert "no gradient at aux_weight=1" in ranking  # shown, not dropped
 

@@ -10,7 +10,7 @@ import signal
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONF, QUIET, TINY, wait_for
+from conftest import CONF, QUIET, TINY, flat, wait_for
 from hydra import compose, initialize_config_dir
 
 from pairmnist.record import identity_id
@@ -81,5 +81,5 @@ def test_a_stored_search_stopped_after_its_first_trial_continues_without_retrain
     assert {p: p.stat().st_mtime_ns for p in first.glob("seed*/metrics.json")} == stamps  # not retrained
     trials = {p.parent.parent.name for p in sweep.glob("*/seed*/metrics.json")}
     assert len(trials) == 4 and len(list(sweep.glob("*/seed*/metrics.json"))) == 8
-    ranked = re.findall(r"^\| (\d+) \|", (sweep / "ranking.md").read_text(), flags=re.MULTILINE)
+    ranked = re.findall(r"^\| (\d+) \|", flat((sweep / "ranking.md").read_text()), flags=re.MULTILINE)
     assert ranked == ["1", "2", "3", "4"]  # the final ranking covers every trial of the stored study

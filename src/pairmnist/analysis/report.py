@@ -245,9 +245,9 @@ def _cell(value: Any) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows])
+    """A GitHub-flavoured Markdown table (pandas' ``to_markdown``), its cells as :func:`_cell` writes them."""
+    table = pd.DataFrame([[_cell(v) for v in row] for row in rows], columns=header, dtype=object)
+    return table.to_markdown(index=False, disable_numparse=True)
 
 
 def points_text(value: float, signed: bool = False) -> str:

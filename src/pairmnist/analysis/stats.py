@@ -41,9 +41,8 @@ def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[
         return math.nan, math.nan
     if np.ptp(x) == 0:  # exactly no spread (a float mean and std would leave 1e-17 of noise)
         return float(x[0]), float(x[0])
-    mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
-    half = float(stats.t.ppf((1 + level) / 2, df=len(x) - 1)) * sem
-    return mean - half, mean + half
+    low, high = stats.ttest_1samp(x, 0.0).confidence_interval(level)
+    return float(low), float(high)
 
 
 def ci_caveat(low: float, high: float, n: int) -> str:
