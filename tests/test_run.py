@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT, TINY
 from hydra.utils import instantiate
 
@@ -227,3 +228,12 @@ def test_siamese_plus_without_weight_sharing_trains_two_plus_branches(make_cfg):
     record = json.loads((Path(unshared.paths.output_dir) / "metrics.json").read_text())
     branch = sum(p.numel() for p in instantiate(shared.model.module.net.branch).parameters())
     assert record["n_params"] == 258_170 + branch and record["config"]["model"]["share_weights"] is False
+
+
+def test_hparams_show_every_key_of_the_identity_a_new_knob_included(make_cfg):
+    cfg = make_cfg("+trainer.gradient_clip_val=1.0", "+model.module.optimizer.betas=[0.8,0.99]")
+    run_job(cfg)
+    out = Path(cfg.paths.output_dir)
+    events = b"".join(p.read_bytes() for p in out.glob("events.out.tfevents.*"))  # TensorBoard's HPARAMS tab
+    for key in (b"trainer/gradient_clip_val", b"model/module/optimizer/betas", b"data/n_pairs", b"model_name"):
+        assert key in events, key
