@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -110,6 +111,11 @@ def start_cli(data_dir: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def unpadded(text: str) -> str:
+    """Markdown tables without the padding of their cells (``|   1 | a   |`` -> ``| 1 | a |``)."""
+    return re.sub(r" {2,}\|", " |", re.sub(r"\| {2,}", "| ", text))
 
 
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -9,8 +9,7 @@ from conftest import CONF, TINY
 from hydra import compose, initialize_config_dir
 from test_report import write_job
 
-from pairmnist.analysis.report import write_report
-from pairmnist.analysis.selection import rank
+from pairmnist.analysis.report import rank, write_report
 
 
 def test_grids_are_the_original_reports_over_tuning_seeds():

@@ -23,7 +23,7 @@ DECIMALS = 9  # accuracy differences are exact at this precision (metrics.json k
 
 
 def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[float, float]:
-    """Student-t confidence interval of the mean: mean ± t(n-1, (1+level)/2) · s / sqrt(n).
+    """Student-t confidence interval of the mean: mean ± t(n-1, (1+level)/2) · s / sqrt(n), from scipy's t-test.
 
     Assumes the values are independent draws from a roughly normal distribution (here: one
     value per seed). Source: Student (1908); any statistics textbook, e.g. Wasserman,
@@ -41,9 +41,8 @@ def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[
         return math.nan, math.nan
     if np.ptp(x) == 0:  # exactly no spread (a float mean and std would leave 1e-17 of noise)
         return float(x[0]), float(x[0])
-    mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
-    half = float(stats.t.ppf((1 + level) / 2, df=len(x) - 1)) * sem
-    return mean - half, mean + half
+    low, high = stats.ttest_1samp(x, 0.0).confidence_interval(level)
+    return float(low), float(high)
 
 
 def ci_caveat(low: float, high: float, n: int) -> str:
@@ -131,24 +130,10 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     # Accuracies are counts over at most 10,000 test pairs, stored to 6 decimals: differences
     # rounded to 9 decimals are exact, so a constant gap is seen as constant (float noise is not spread).
     d = np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), DECIMALS)
-    low, high = t_interval(d)
-    if np.all(d == d[0]):
-        p_t = math.nan
-    else:
-        p_t = float(stats.ttest_1samp(d, 0.0).pvalue)  # the paired t-test, on the exact differences
+    p_t = math.nan if np.ptp(d) == 0 else float(stats.ttest_1samp(d, 0.0).pvalue)  # no spread: nothing to test
     p_w = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
-    return Paired(
-        n_seeds=len(seeds),
-        seeds=seeds,
-        mean_diff=float(d.mean()),
-        ci_low=low,
-        ci_high=high,
-        p_ttest=p_t,
-        p_wilcoxon=p_w,
-        wins_a=int((d > 0).sum()),
-        wins_b=int((d < 0).sum()),
-        ties=int((d == 0).sum()),
-    )
+    wins = (int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum()))
+    return Paired(len(seeds), seeds, float(d.mean()), *t_interval(d), p_t, p_w, *wins)
 
 
 def holm(p_values: list[float]) -> list[float]:
