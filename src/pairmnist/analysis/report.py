@@ -19,8 +19,6 @@ from __future__ import annotations
 import itertools
 import math
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,18 +27,9 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
+from pairmnist import record
 from pairmnist.analysis import stats
 from pairmnist.atomic import atomic_path
-from pairmnist.record import (
-    ERROR_FILE,
-    METRICS_FILE,
-    JobNotDone,
-    identity,
-    identity_id,
-    load_record,
-    settings,
-    trained_hyperparameters,
-)
 
 RESULTS = ["seed", "test_acc", "test_digit_acc", "val_acc", "n_params", "fit_seconds"]
 # Hydra's instantiation keys: shown only when they tell apart two groups of the same model.
@@ -60,25 +49,22 @@ class ReportError(Exception):
     """A report file could not be written; the message is one line naming it and why."""
 
 
-@contextmanager
-def _report_file(path: Path) -> Iterator[Path]:
-    """:func:`~pairmnist.atomic.atomic_path` for a report file, any failure raised as :class:`ReportError`."""
+def write_file(path: Path, content: str | pd.DataFrame | Figure) -> None:
+    """Write text, a table (CSV) or a figure (PNG, without the matplotlib version) to ``path``, atomically.
+
+    Raises:
+        ReportError: any failure, in one line naming the file.
+    """
     try:
         with atomic_path(path) as tmp:
-            yield tmp
+            if isinstance(content, str):
+                tmp.write_text(content, encoding="utf-8")
+            elif isinstance(content, pd.DataFrame):
+                content.to_csv(tmp, index=False)
+            else:
+                content.savefig(tmp, dpi=100, metadata={"Software": None})
     except Exception as e:
         raise ReportError(f"could not write {path}: {type(e).__name__}: {' '.join(str(e).split())}") from e
-
-
-def write_file(path: Path, content: str | pd.DataFrame | Figure) -> None:
-    """Write text, a table (CSV) or a figure (PNG, without the matplotlib version) to ``path``, atomically."""
-    with _report_file(path) as tmp:
-        if isinstance(content, str):
-            tmp.write_text(content, encoding="utf-8")
-        elif isinstance(content, pd.DataFrame):
-            content.to_csv(tmp, index=False)
-        else:
-            content.savefig(tmp, dpi=100, metadata={"Software": None})
 
 
 @dataclass
@@ -106,14 +92,14 @@ def collect(root: str | Path) -> Jobs:
     A job whose identity and seed were already seen counts once (:func:`dedupe`).
     """
     root = Path(root)
-    done = {m.parent for m in (*root.rglob(METRICS_FILE), *root.rglob(ERROR_FILE))}
+    done = {m.parent for m in (*root.rglob(record.METRICS_FILE), *root.rglob(record.ERROR_FILE))}
     started = {m.parent for m in root.rglob(".hydra") if not any(m.parent in d.parents for d in done)}
     records, failed = [], {}
     for folder in sorted(done | started):
         name = folder.relative_to(root).as_posix() if folder != root else folder.name
         try:
-            records.append({**load_record(folder), "job": name})
-        except JobNotDone as e:
+            records.append({**record.load_record(folder), "job": name})
+        except record.JobNotDone as e:
             failed[name] = str(e)
     return dedupe(records, failed)
 
@@ -123,7 +109,7 @@ def dedupe(records: list[dict[str, Any]], failed: dict[str, str] | None = None) 
 
     Each record gets ``identity``, recomputed from its config (:func:`pairmnist.record.identity_id`).
     """
-    records = sorted(({**r, "identity": identity_id(r["config"])} for r in records), key=lambda r: r["job"])
+    records = sorted(({**r, "identity": record.identity_id(r["config"])} for r in records), key=lambda r: r["job"])
     newest = {}
     for r in sorted(records, key=lambda r: (str(r.get("finished", "")), r["job"])):
         newest[r["identity"], int(r["seed"])] = r
@@ -141,7 +127,7 @@ def _nulls_shown(value: Any) -> Any:
 
 def untrained_head(config: dict[str, Any]) -> bool:
     """Whether a job trained a learned comparison head with aux_weight 1 (no gradient reaches it)."""
-    trained = trained_hyperparameters(config)
+    trained = record.trained_hyperparameters(config)
     return trained["head"] == "learned" and trained["aux_weight"] == 1
 
 
@@ -154,7 +140,7 @@ def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     df["untrained_head"] = [untrained_head(r["config"]) for r in records]
     data = [r["config"].get("data") or {} for r in records]
     df["n_test_pairs"] = [d.get("n_test_pairs") or d.get("n_pairs") for d in data]
-    config = pd.json_normalize([_nulls_shown(identity(r["config"])) for r in records])
+    config = pd.json_normalize([_nulls_shown(record.identity(r["config"])) for r in records])
     return pd.concat([df, config.map(lambda v: str(v) if isinstance(v, list | dict) else v)], axis=1)
 
 
@@ -185,7 +171,7 @@ def labels(df: pd.DataFrame) -> pd.Series:
     """identity -> a short label: the model, plus the command-line settings (:func:`pairmnist.record.settings`
     of its newest job) that take several values among the groups of that model (``siamese aux_weight=0.5``)."""
     newest = df.sort_values("job").groupby("identity")[["model", "overrides"]].last()
-    own = pd.DataFrame([dict(settings(o)) for o in newest["overrides"]], index=newest.index)
+    own = pd.DataFrame([dict(record.settings(o)) for o in newest["overrides"]], index=newest.index)
     own = own.drop(columns="model", errors="ignore")
     varying = own.groupby(newest["model"]).nunique(dropna=False) > 1
     return pd.Series(
@@ -225,17 +211,11 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     rest = grouped[["test_digit_acc", "val_acc", "fit_seconds"]].agg(["mean", "std"])
     rest.columns = [f"{c.removeprefix('test_')}_{f}" for c, f in rest.columns]
     ci = grouped["test_acc"].apply(stats.t_interval)
-    summary = pd.concat([grouped[keys].first(), test.rename(columns={"test_acc_size": "n_runs"}), rest], axis=1)
+    firsts = grouped[[*keys, "n_params", "n_test_pairs", "untrained_head"]].first()
+    summary = pd.concat([firsts, test.rename(columns={"test_acc_size": "n_runs"}), rest], axis=1)
     summary = summary.assign(test_acc_ci_low=ci.str[0], test_acc_ci_high=ci.str[1], label=labels(df))
     summary["seeds"] = grouped["seed"].apply(lambda s: seed_text(s.tolist()))
-    summary[["n_params", "n_test_pairs", "untrained_head"]] = grouped[
-        ["n_params", "n_test_pairs", "untrained_head"]
-    ].first()
-    noise = [
-        stats.binomial_se(m, int(n)) if pd.notna(n) else math.nan
-        for m, n in summary[["test_acc_mean", "n_test_pairs"]].values
-    ]
-    summary["test_noise"] = noise
+    summary["test_noise"] = stats.binomial_se(summary["test_acc_mean"], summary["n_test_pairs"])
     summary = summary.reset_index().sort_values(keys, kind="mergesort", key=sort_key)
     summary = summary.sort_values("test_acc_mean", ascending=False, kind="mergesort", ignore_index=True)
     summary.insert(0, "group", range(len(summary)))
@@ -290,9 +270,7 @@ def group_cells(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             "test acc %": mean_std(s, "test_acc"),
             "95 % CI": [f"{ci} ({note})" if note else ci for ci, note in caveats],
             "test-set noise ±": [cell(100 * x, ".2f") for x in s["test_noise"]],
-            "min–max": [
-                f"{100 * a:.1f}–{100 * b:.1f}" for a, b in zip(s["test_acc_min"], s["test_acc_max"], strict=True)
-            ],
+            "min–max": [f"{100 * a:.1f}–{100 * b:.1f}" for a, b in s[["test_acc_min", "test_acc_max"]].values],
             "digit acc %": mean_std(s, "digit_acc"),
             "val acc %": mean_std(s, "val_acc"),
             "params": [cell(float(n), ".0f") for n in s["n_params"]],
@@ -421,7 +399,7 @@ def best(ranked: pd.DataFrame, df: pd.DataFrame) -> dict[str, dict[str, Any]]:
         if len(rows) < 2:
             continue
         top = rows.iloc[0]
-        kept = [o for o in newest[top["group"]] if settings([o]) and not o.startswith("model=")]
+        kept = [o for o in newest[top["group"]] if record.settings([o]) and not o.startswith("model=")]
         overrides = [f"model={model}", *kept]
         chosen[str(model)] = {
             "identity": top["identity"],
@@ -465,11 +443,10 @@ def ranking_markdown(ranked: pd.DataFrame, summary: pd.DataFrame, keys: list[str
     text = [
         f"# Hyperparameter ranking: {title}",
         "",
-        "Groups ranked by mean validation accuracy over their seeds (validation pairs come from MNIST "
-        "training images the training pairs do not use). 'vs winner' compares each group's validation "
-        "accuracy with the winner's seed by seed (paired t-test, 95 %): 'not distinguishable' means these "
-        "seeds cannot tell the two apart. Test accuracy is shown for information only: it is **not used "
-        "for selection**.",
+        "Groups ranked by mean validation accuracy over their seeds (validation pairs come from MNIST training images "
+        "the training pairs do not use). 'vs winner' compares each group's validation accuracy with the winner's seed "
+        "by seed (paired t-test, 95 %): 'not distinguishable' means these seeds cannot tell the two apart. Test "
+        "accuracy is shown for information only: it is **not used for selection**.",
     ]
     for model, rows in table[table["model"].astype(str).isin(chosen)].groupby("model", sort=True):
         shown = [k for k in keys[1:] if rows[k].nunique(dropna=False) > 1]
@@ -488,23 +465,22 @@ def summary_markdown(report: Report, title: str) -> str:
     comparisons, the duplicates set aside and the failed jobs."""
     summary, jobs, ranking = report.summary, report.jobs, report.ranking
     text = [ranking, "---", ""] if ranking else []
+    aside = " (for information: the choice above uses validation only)" if ranking else ""
     text += [
         f"# Study summary: {title}",
         "",
-        f"Finished jobs: {summary['n_runs'].sum()}, in {len(summary)} group(s) (one per identity: the resolved "
-        "config without the seed). Test accuracy in percent after the final epoch: mean ± sample std over the "
-        "seeds, and the 95 % confidence interval of the mean (Student t over seeds). Test-set noise: the "
-        "binomial standard error sqrt(p(1 − p)/n) of a single run's accuracy on its n test pairs, the "
-        "spread that the test pairs alone would cause. Sorted by mean test accuracy"
-        + (" (for information: the choice above uses validation only)." if ranking else "."),
+        f"Finished jobs: {summary['n_runs'].sum()}, in {len(summary)} group(s) (one per identity: the resolved config "
+        "without the seed). Test accuracy in percent after the final epoch: mean ± sample std over the seeds, the 95 % "
+        "CI of the mean (Student t), and the test-set noise: the binomial standard error sqrt(p(1 − p)/n) of one run "
+        f"on its n test pairs. Sorted by mean test accuracy{aside}.",
         "",
         markdown(group_cells(summary, report.keys)),
         "",
         "## Paired comparisons of test accuracy",
         "",
-        "Per seed, a − b in percentage points on the seeds both groups ran (the same seed gives both the "
-        "same data), its 95 % CI (Student t), the paired t-test and Wilcoxon signed-rank p-values, the "
-        "t-test p-value Holm-adjusted over the rows below, and the seeds each side won.",
+        "Per seed, a − b in points on the seeds both groups ran (one seed gives both the same data), its 95 % CI "
+        "(Student t), the paired t-test and Wilcoxon signed-rank p-values, the t-test's Holm-adjusted over the rows, "
+        "and the seeds each side won.",
         "",
         markdown(paired_cells(report.comparisons))
         if len(report.comparisons)

@@ -22,26 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from pairmnist.analysis import claims
-from pairmnist.analysis.report import (
-    Report,
-    ReportError,
-    analyse,
-    cell,
-    collect,
-    console_text,
-    curves_figure,
-    dedupe,
-    group_cells,
-    interval,
-    markdown,
-    paired_cells,
-    paired_table,
-    seed_values,
-    test_acc_figure,
-    write_file,
-    write_report,
-)
+from pairmnist.analysis import claims, report
 from pairmnist.atomic import write_text
 
 RECORDS_FILE, SWEEP_FILE = "jobs.jsonl", "sweep.json"
@@ -56,17 +37,12 @@ ORIGINAL_REPORT = {"shallow": "78.5", "twin": "92.2", "siamese": "94.3"}
 CLAIMS_FIGURE = "data_scaling_claims.png"
 INGREDIENTS = "siamese_plus_ingredients"  # the sweep of experiment=siamese_plus_ingredients
 OWN_TABLES = ("data_scaling", INGREDIENTS)  # sweeps the README shows in tables of their own, not pair by pair
-Sweeps = dict[str, tuple[dict[str, Any], Report]]  # sweep name -> its sweep.json and its analysis
+MACHINE = ["cpu", "threads", "torch", "python", "device"]  # where a record was made
+Sweeps = dict[str, tuple[dict[str, Any], report.Report]]  # sweep name -> its sweep.json and its analysis
 
 
 def store(
-    sweep_dir: str | Path,
-    into: str | Path,
-    title: str,
-    command: str,
-    seconds: float,
-    order: int = 0,
-    versus: list[str] | None = None,
+    sweep_dir: str | Path, into: str | Path, title: str, command: str, seconds: float, order=0, versus=()
 ) -> Path:
     """Write ``into/jobs.jsonl`` and ``into/sweep.json`` from the finished jobs of ``sweep_dir``.
 
@@ -83,17 +59,17 @@ def store(
         FileNotFoundError: no finished job in ``sweep_dir``.
         ValueError: a malformed ``versus`` entry.
     """
-    jobs = collect(sweep_dir)
+    jobs = report.collect(sweep_dir)
     if not jobs.records:
         raise FileNotFoundError(f"no finished job (metrics.json) under {sweep_dir}")
-    for entry in versus or []:
+    for entry in versus:
         if not (entry.count("=") == 1 and ":" in entry.partition("=")[2]):
             raise ValueError(f"--versus {entry!r}: expected <model>=<other sweep>:<model there>")
     keep = [{k: v for k, v in r.items() if k != "identity"} for r in jobs.records]
     write_text(Path(into) / RECORDS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
     date = datetime.now(timezone.utc).date().isoformat()
     meta = {"title": title, "order": order, "command": command, "seconds": round(seconds, 1), "date": date}
-    meta |= {"jobs": len(keep), "failed": jobs.failed, "versus": list(versus or [])}
+    meta |= {"jobs": len(keep), "failed": jobs.failed, "versus": list(versus)}
     write_text(Path(into) / SWEEP_FILE, json.dumps(meta, indent=2) + "\n")
     return Path(into)
 
@@ -104,71 +80,68 @@ def load(results_dir: str | Path) -> Sweeps:
     Raises:
         FileNotFoundError: no sweep folder with both files under ``results_dir``.
     """
-    if not Path(results_dir).is_dir():
-        raise FileNotFoundError(f"{results_dir} is not a folder of stored sweeps")
     found = []
-    for folder in sorted(Path(results_dir).iterdir()):
+    for folder in sorted(Path(results_dir).iterdir()) if Path(results_dir).is_dir() else []:
         if (folder / RECORDS_FILE).is_file() and (folder / SWEEP_FILE).is_file():
             meta = json.loads((folder / SWEEP_FILE).read_text())
             records = [json.loads(line) for line in (folder / RECORDS_FILE).read_text().splitlines() if line]
-            found.append((meta.get("order", 0), folder.name, meta, analyse(dedupe(records), folder.name)))
+            found.append((meta.get("order", 0), folder.name, meta, report.analyse(report.dedupe(records), folder.name)))
     if not found:
         raise FileNotFoundError(f"no stored sweep ({RECORDS_FILE} + {SWEEP_FILE}) under {results_dir}")
-    return {name: (meta, report) for _, name, meta, report in sorted(found, key=lambda f: f[:2])}
+    return {name: (meta, analysis) for _, name, meta, analysis in sorted(found, key=lambda f: f[:2])}
 
 
 def side(sweeps: Sweeps, name: str, model: str) -> tuple[str, dict[int, float]]:
-    """``"<sweep>: <label>"`` and seed -> test accuracy of the best-on-validation group of ``model`` in
-    sweep ``name``; no seeds (so not comparable) when the sweep or the model is missing."""
-    groups = sweeps[name][1].summary if name in sweeps else pd.DataFrame(columns=["model"])
-    groups = groups[groups["model"] == model].sort_values("val_acc_mean", ascending=False, kind="mergesort")
+    """The label and seed -> test accuracy of the best-on-validation group of ``model`` in sweep ``name``;
+    no seeds (so not comparable) when the sweep or the model is missing."""
+    analysis = sweeps[name][1] if name in sweeps else None
+    groups = analysis.summary.query("model == @model") if analysis else pd.DataFrame()
     if groups.empty:
-        return f"{name}: {model} (missing)", {}
-    return f"{name}: {groups['label'].iloc[0]}", seed_values(sweeps[name][1].df, groups["group"].iloc[0])
+        return f"{model} (missing)", {}
+    top = groups.sort_values("val_acc_mean", ascending=False, kind="mergesort").iloc[0]
+    return top["label"], report.seed_values(analysis.df, top["group"])
 
 
 def versus(name: str, meta: dict[str, Any], sweeps: Sweeps) -> pd.DataFrame:
-    """The cross-sweep paired comparisons that ``meta["versus"]`` asks for, as a paired table."""
+    """The cross-sweep paired comparisons that ``meta["versus"]`` asks for (b labelled ``<its sweep>: ...``)."""
     pairs = []
-    for entry in meta.get("versus", []):
-        model, _, target = entry.partition("=")
+    for model, _, target in (entry.partition("=") for entry in meta.get("versus", [])):
         other, _, other_model = target.partition(":")
-        pairs.append((*side(sweeps, name, model), *side(sweeps, other, other_model)))
-    return paired_table(pairs)
+        b, b_seeds = side(sweeps, other, other_model)
+        pairs.append((*side(sweeps, name, model), f"{other}: {b}", b_seeds))
+    return report.paired_table(pairs)
 
 
 def time_table(sweeps: Sweeps) -> str:
     """Each sweep's jobs, wall-clock minutes (measured by scripts/reproduce.sh), date and command."""
     table = pd.DataFrame([{"sweep": name, **meta} for name, (meta, _) in sweeps.items()])
     total = {"sweep": "all of them", "jobs": table["jobs"].sum(), "seconds": table["seconds"].sum(), "date": ""}
-    table = pd.concat([table, pd.DataFrame([{**total, "command": "bash scripts/reproduce.sh"}])], ignore_index=True)
+    table = pd.concat([table, pd.DataFrame([total | {"command": "bash scripts/reproduce.sh"}])], ignore_index=True)
     table["wall-clock"] = [f"{s / 60:.1f} min" for s in table["seconds"]]
-    return markdown(
-        table.assign(command="`" + table["command"] + "`")[["sweep", "jobs", "wall-clock", "date", "command"]]
-    )
+    table["command"] = "`" + table["command"] + "`"
+    return report.markdown(table[["sweep", "jobs", "wall-clock", "date", "command"]])
 
 
 def results_markdown(sweeps: Sweeps) -> str:
     """docs/RESULTS.md: the machines, then per sweep its command, groups, comparisons and ranking."""
-    machine = ["cpu", "threads", "torch", "python", "device"]
     found = [
-        {k: str(r.get(k, "?")) for k in machine} | {"sweeps": n} for n, (_, s) in sweeps.items() for r in s.jobs.records
+        {k: str(r.get(k, "?")) for k in MACHINE} | {"sweeps": n} for n, (_, a) in sweeps.items() for r in a.jobs.records
     ]
-    machines = pd.DataFrame(found).groupby(machine, sort=False)["sweeps"].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    machines = pd.DataFrame(found).groupby(MACHINE, sort=False)["sweeps"].agg(lambda s: ", ".join(dict.fromkeys(s)))
     text = [
         "# Results",
         "",
-        "Generated from the stored job records in `docs/results/` by "
-        "`python src/report.py --results docs/results`; do not edit by hand. Accuracy in percent on the "
-        "1000 test pairs after the final epoch; mean ± sample std over seeds and the 95 % confidence "
-        "interval of the mean (Student t); paired comparisons per seed (see docs/STUDY.md and the README).",
+        "Generated from the stored job records in `docs/results/` by `python src/report.py --results docs/results`; "
+        "do not edit by hand. Accuracy in percent on the 1000 test pairs after the final epoch; mean ± sample std over "
+        "seeds and the 95 % confidence interval of the mean (Student t); paired comparisons per seed (see "
+        "docs/STUDY.md and the README).",
         "",
         "## Where they were measured",
         "",
-        markdown(machines.reset_index().rename(columns={"cpu": "CPU"})),
+        report.markdown(machines.reset_index().rename(columns={"cpu": "CPU"})),
         "",
-        "Same CPU model and thread count: bitwise the same numbers. Another CPU: slightly different "
-        "numbers (other oneDNN kernels), within the seed-to-seed noise; check with "
+        "Same CPU model and thread count: bitwise the same numbers. Another CPU: slightly different numbers (other "
+        "oneDNN kernels), within the seed-to-seed noise; check with "
         "`python src/report.py --compare <fresh records> docs/results`.",
         "",
         "## Time per sweep",
@@ -177,28 +150,28 @@ def results_markdown(sweeps: Sweeps) -> str:
         "",
         time_table(sweeps),
     ]
-    for name, (meta, report) in sweeps.items():
+    for name, (meta, analysis) in sweeps.items():
         text += ["", f"## {name}: {meta['title']}", "", f"`{meta['command']}`", ""]
-        if report.ranking:  # without its own title
-            text += [report.ranking.partition("\n\n")[2].strip() if report.best else report.ranking, ""]
-        text += [markdown(group_cells(report.summary, report.keys)), ""]
+        if analysis.ranking:  # without its own title
+            text += [analysis.ranking.partition("\n\n")[2].strip() if analysis.best else analysis.ranking, ""]
+        text += [report.markdown(report.group_cells(analysis.summary, analysis.keys)), ""]
         if name == "study":
             reference = ", ".join(f"{model} {value} %" for model, value in ORIGINAL_REPORT.items())
             text += [f"The original report, mean test accuracy over 10 rounds: {reference} (docs/STUDY.md).", ""]
-        if len(report.comparisons):
-            text += ["Paired comparisons (test accuracy):", "", markdown(paired_cells(report.comparisons)), ""]
-        if not report.best:
-            figures = (
+        if len(analysis.comparisons):
+            cells = report.paired_cells(analysis.comparisons)
+            text += ["Paired comparisons (test accuracy):", "", report.markdown(cells), ""]
+        if not analysis.best:
+            links = (
                 f"[per-seed test accuracy](figures/{name}_test_acc.png), [training curves](figures/{name}_curves.png)"
             )
-            text += [f"Figures: {figures}.", ""]
+            text += [f"Figures: {links}.", ""]
         if meta.get("versus"):
-            cells = paired_cells(versus(name, meta, sweeps)).drop(columns=["p (Wilcoxon)", "p Holm (t)"])
-            text += ["Against other sweeps (paired on the shared seeds):", "", markdown(cells), ""]
+            cells = report.paired_cells(versus(name, meta, sweeps)).drop(columns=["p (Wilcoxon)", "p Holm (t)"])
+            text += ["Against other sweeps (paired on the shared seeds):", "", report.markdown(cells), ""]
         if meta.get("failed"):
             text += [f"Failed jobs: {', '.join(meta['failed'])}", ""]
-    text += ingredients_markdown(sweeps) + claims_markdown(sweeps)
-    return "\n".join(text).rstrip() + "\n"
+    return "\n".join(text + ingredients_markdown(sweeps) + claims_markdown(sweeps)).rstrip() + "\n"
 
 
 def ingredients_markdown(sweeps: Sweeps) -> list[str]:
@@ -210,16 +183,16 @@ def ingredients_markdown(sweeps: Sweeps) -> list[str]:
     if not all(name in sweeps for name in ("study", "siamese_plus", INGREDIENTS)):
         return []
     study, recipe, parts = (sweeps[name][1] for name in ("study", "siamese_plus", INGREDIENTS))
-    picked = [(study, study.summary[study.summary["model"] == "siamese"]), (recipe, recipe.summary)]
+    picked = [(study, study.summary.query("model == 'siamese'")), (recipe, recipe.summary)]
     picked += [(parts, parts.summary.sort_values("label"))]
     rows = pd.concat([s for _, s in picked], ignore_index=True)
-    seeds = [seed_values(report.df, g) for report, s in picked for g in s["group"]]
+    seeds = [report.seed_values(analysis.df, g) for analysis, s in picked for g in s["group"]]
     names = ["the report's siamese (study)", "siamese_plus, the whole recipe"]
     names += ["without " + label.partition("without=")[2].replace("_", " ") for label in rows["label"][2:]]
-    cells = group_cells(rows, [])
-    effect = paired_cells(paired_table([("recipe", seeds[1], name, s) for name, s in zip(names, seeds, strict=True)]))
-    effect = effect[["a − b (points)", "95 % CI", "p (t)"]]
+    effect = report.paired_table([("recipe", seeds[1], name, s) for name, s in zip(names, seeds, strict=True)])
+    effect = report.paired_cells(effect)[["a − b (points)", "95 % CI", "p (t)"]]
     effect.iloc[1] = ""  # the recipe against itself
+    cells = report.group_cells(rows, [])
     table = pd.concat([cells[["runs", "test acc %", "95 % CI"]], effect, cells[["fit s"]]], axis=1)
     table.columns = ["runs", "test acc %", "95 % CI", "recipe − row (points)", "95 % CI", "p (t)", "fit s per run"]
     table.insert(0, "model", names)
@@ -227,12 +200,12 @@ def ingredients_markdown(sweeps: Sweeps) -> list[str]:
         "",
         "## What each ingredient of siamese_plus buys",
         "",
-        "Test accuracy over seeds 0–9 (mean ± sample std, 95 % CI); for each row the paired effect of "
-        "the recipe against it (positive: the recipe is better, i.e. what the left-out ingredient buys), "
-        "with its 95 % CI and paired t-test p-value; training time per run (`fit_seconds`, the sweep's "
-        "own machine and launcher). `python src/run.py -m experiment=siamese_plus_ingredients`.",
+        "Test accuracy over seeds 0–9 (mean ± sample std, 95 % CI); for each row the paired effect of the recipe "
+        "against it (positive: the recipe is better, i.e. what the left-out ingredient buys), with its 95 % CI and "
+        "paired t-test p-value; training time per run (`fit_seconds`, the sweep's own machine and launcher). "
+        "`python src/run.py -m experiment=siamese_plus_ingredients`.",
         "",
-        markdown(table),
+        report.markdown(table),
         "",
     ]
 
@@ -247,14 +220,14 @@ def claims_markdown(sweeps: Sweeps, figures: str = "figures") -> list[str]:
         "",
         "## The original report's claims, tested",
         "",
-        "Each claim in this project's words (docs/STUDY.md), the measurement that tests it over the "
-        "seeds, the estimate with its 95 % CI, the p-value (paired t-test; Pitman–Morgan for C2) and "
-        "Holm-adjusted over the table, and a verdict by the rule it states.",
+        "Each claim in this project's words (docs/STUDY.md), the measurement that tests it over the seeds, the "
+        "estimate with its 95 % CI, the p-value (paired t-test; Pitman–Morgan for C2) and Holm-adjusted over the "
+        "table, and a verdict by the rule it states.",
         "",
         claims.claims_table(claims.claims(records)),
         "",
-        "By training size (`python src/run.py -m experiment=data_scaling`; the same 1000 test pairs "
-        "per seed at every size; mean and 95 % CI in %, paired differences in points):",
+        "By training size (`python src/run.py -m experiment=data_scaling`; the same 1000 test pairs per seed at "
+        "every size; mean and 95 % CI in %, paired differences in points):",
         "",
         claims.scaling_table(records["data_scaling"]),
         "",
@@ -267,22 +240,17 @@ def readme_block(sweeps: Sweeps) -> str:
     """The README's results block: the study's groups and every paired comparison, as in RESULTS.md."""
     text = [README_BEGIN, ""]
     if "study" in sweeps:
-        meta, report = sweeps["study"]
-        cells = group_cells(report.summary, ["model"])[["model", "runs", "seeds", "test acc %", "95 % CI"]]
+        meta, study = sweeps["study"]
+        cells = report.group_cells(study.summary, ["model"])[["model", "runs", "seeds", "test acc %", "95 % CI"]]
         cells["original report %"] = cells["model"].map(ORIGINAL_REPORT)
-        text += [f"The study (`{meta['command']}`):", "", markdown(cells), ""]
-    rows = []
-    for name, (meta, report) in sweeps.items():
-        if not report.best and name not in OWN_TABLES:
-            rows.append(report.comparisons.assign(sweep=name))
-        rows.append(versus(name, meta, sweeps).assign(sweep=name))
+        text += [f"The study (`{meta['command']}`):", "", report.markdown(cells), ""]
+    rows = [a.comparisons.assign(sweep=n) for n, (_, a) in sweeps.items() if not a.best and n not in OWN_TABLES]
+    rows += [versus(name, meta, sweeps).assign(sweep=name) for name, (meta, _) in sweeps.items()]
     table = pd.concat(rows, ignore_index=True).query("note == ''")
-    table["a"] = [
-        a.partition(": ")[2] if a.startswith(f"{s}: ") else a for a, s in zip(table["a"], table["sweep"], strict=True)
-    ]
-    cells = paired_cells(table).assign(sweep=table["sweep"].tolist())
+    table = table.sort_values("sweep", kind="mergesort", key=lambda s: s.map(list(sweeps).index))  # sweeps in order
+    cells = report.paired_cells(table).assign(sweep=table["sweep"].tolist())
     text += ["Paired differences (a − b, percentage points, 95 % CI over the shared seeds):", ""]
-    text += [markdown(cells[["sweep", "a", "b", "seeds", "a − b (points)", "95 % CI"]]), ""]
+    text += [report.markdown(cells[["sweep", "a", "b", "seeds", "a − b (points)", "95 % CI"]]), ""]
     extra = ingredients_markdown(sweeps) + claims_markdown(sweeps, "docs/figures")
     text += ["#" + line if line.startswith("## ") else line for line in extra[1:]]  # inside the README's section
     text += [f"Time per sweep on the machine of RESULTS.md ({TIMED_WITH}):", "", time_table(sweeps), "", README_END]
@@ -300,23 +268,21 @@ def write_results(results_dir: str | Path, readme: str | Path | None = None) -> 
     Raises:
         FileNotFoundError: no stored sweep; ValueError: ``readme`` lacks the markers.
     """
-    docs = Path(results_dir).parent
-    sweeps = load(results_dir)
+    docs, sweeps = Path(results_dir).parent, load(results_dir)
     files = {docs / "RESULTS.md": results_markdown(sweeps)}
-    for name, (_, report) in sweeps.items():
-        if not report.best:  # a grid: its ranking says it, 27 curves in one figure would not
-            files[docs / "figures" / f"{name}_test_acc.png"] = test_acc_figure(report)
-            files[docs / "figures" / f"{name}_curves.png"] = curves_figure(report)
+    for name, (_, analysis) in sweeps.items():
+        if not analysis.best:  # a grid: its ranking says it, 27 curves in one figure would not
+            files[docs / "figures" / f"{name}_test_acc.png"] = report.test_acc_figure(analysis)
+            files[docs / "figures" / f"{name}_curves.png"] = report.curves_figure(analysis)
     if all(name in sweeps for name in claims.NEEDED):
         files[docs / "figures" / CLAIMS_FIGURE] = claims.scaling_figure(sweeps["data_scaling"][1].jobs.records)
     if readme is not None:
-        text = Path(readme).read_text()
-        if README_BEGIN not in text or README_END not in text:
+        before, begin, rest = Path(readme).read_text().partition(README_BEGIN)
+        if not begin or README_END not in rest:
             raise ValueError(f"--readme {readme}: no results block ({README_BEGIN} ... {README_END})")
-        before, _, rest = text.partition(README_BEGIN)
         files[Path(readme)] = before + readme_block(sweeps) + rest.partition(README_END)[2]
     for path, content in files.items():
-        write_file(path, content)
+        report.write_file(path, content)
     return list(files)
 
 
@@ -332,40 +298,31 @@ def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame
     """
     stored, fresh = load(stored_dir), load(fresh_dir)
     rows, pairs, agree = [], [], True
-    for name in [name for name in stored if name in fresh]:
-        old, new = stored[name][1], fresh[name][1]
+    for name, old, new in [(name, old, fresh[name][1]) for name, (_, old) in stored.items() if name in fresh]:
         for r in old.summary.to_dict("records"):
             runs = new.df[new.df["identity"] == r["identity"]]
             low, high, mean = r["test_acc_ci_low"], r["test_acc_ci_high"], runs["test_acc"].mean()
             inside = mean == r["test_acc_mean"] if pd.isna(low) else low <= mean <= high
             agree &= bool(inside) or runs.empty
             within = "not in the fresh run" if runs.empty else "yes" if inside else "NO"
-            rows.append([name, r["label"], cell(100 * r["test_acc_mean"], ".2f"), interval(100 * low, 100 * high)])
-            rows[-1] += [cell(100 * mean, ".2f"), within, len(runs)]
-            pairs.append(
-                (
-                    "fresh",
-                    dict(zip(runs["seed"], runs["test_acc"], strict=True)),
-                    "stored",
-                    seed_values(old.df, r["group"]),
-                )
-            )
-    header = ["sweep", "group", "stored %", "stored 95 % CI", "fresh %", "within CI", "fresh runs"]
-    diff = paired_cells(paired_table(pairs))[["a − b (points)", "95 % CI", "seeds"]]
-    diff.columns = ["fresh − stored (points)", "95 % CI", "shared seeds"]
-    table = pd.concat([pd.DataFrame(rows, columns=header), diff], axis=1)
-    return table, agree
+            stored_ci = report.interval(100 * low, 100 * high)
+            rows.append([name, r["label"], f"{100 * r['test_acc_mean']:.2f}", stored_ci, 100 * mean, within, len(runs)])
+            fresh_seeds = dict(zip(runs["seed"], runs["test_acc"], strict=True))
+            pairs.append(("fresh", fresh_seeds, "stored", report.seed_values(old.df, r["group"])))
+    table = pd.DataFrame(
+        rows, columns=["sweep", "group", "stored %", "stored 95 % CI", "fresh %", "within CI", "fresh runs"]
+    )
+    table["fresh %"] = table["fresh %"].map(lambda x: report.cell(x, ".2f"))
+    diff = report.paired_cells(report.paired_table(pairs))[["a − b (points)", "95 % CI", "seeds"]]
+    return pd.concat(
+        [table, diff.set_axis(["fresh − stored (points)", "95 % CI", "shared seeds"], axis=1)], axis=1
+    ), agree
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python src/report.py <folder>`` and its results commands (``--help``); returns the exit status."""
-    parser = argparse.ArgumentParser(
-        description="Summarise the jobs of a sweep (or several) in tables and figures; or, with --results, "
-        "--compare or --store, work with the stored records behind the README."
-    )
-    parser.add_argument(
-        "folder", type=Path, nargs="?", help="a multirun folder (outputs/multirun/<timestamp>) or a parent"
-    )
+    parser = argparse.ArgumentParser(description="Tables and figures of a sweep's jobs, or of the stored records.")
+    parser.add_argument("folder", type=Path, nargs="?", help="a multirun folder, or a parent of several")
     parser.add_argument(
         "--results", type=Path, metavar="DIR", help="stored records (docs/results) -> DIR/../RESULTS.md"
     )
@@ -387,19 +344,13 @@ def main(argv: list[str] | None = None) -> int:
             print("wrote " + ", ".join(map(str, write_results(args.results, args.readme))))
         elif args.compare:
             table, agree = compare(*args.compare)
-            print(markdown(table))
-            print(
-                "every fresh mean lies within the stored 95 % CI"
-                if agree
-                else "SOME fresh means lie outside the stored 95 % CI"
-            )
+            verdict = "every fresh mean lies within" if agree else "SOME fresh means lie outside"
+            print(f"{report.markdown(table)}\n{verdict} the stored 95 % CI")
         elif args.store:
-            into = store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)
-            print(f"stored {into}")
+            print(f"stored {store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)}")
         else:
-            report = write_report(args.folder)
-            print(console_text(report))
-            print("wrote " + ", ".join(map(str, report.files)))
-    except (FileNotFoundError, ValueError, OSError, ReportError) as e:
+            analysis = report.write_report(args.folder)
+            print(f"{report.console_text(analysis)}\nwrote " + ", ".join(map(str, analysis.files)))
+    except (FileNotFoundError, ValueError, OSError, report.ReportError) as e:
         parser.exit(1, f"error: {e}\n")
     return 0

@@ -63,18 +63,20 @@ def ci_caveat(low: float, high: float, n: int) -> str:
     return ""
 
 
-def binomial_se(accuracy: float, n: int) -> float:
+def binomial_se(accuracy: Any, n: Any) -> Any:
     """Standard error of an accuracy measured on ``n`` independent test items: sqrt(p(1-p)/n).
 
     The test set's own sampling noise (binomial): how much a model's accuracy would move
-    from one draw of ``n`` test pairs to another, with nothing else changed.
+    from one draw of ``n`` test pairs to another, with nothing else changed. Element-wise on
+    arrays (one group per element); a missing ``n`` (NaN) gives NaN.
 
     Raises:
         ValueError: ``n`` < 1 or ``accuracy`` outside [0, 1].
     """
-    if n < 1 or not 0 <= accuracy <= 1:
-        raise ValueError(f"binomial_se needs n >= 1 and accuracy in [0, 1], got n={n}, accuracy={accuracy}")
-    return math.sqrt(accuracy * (1 - accuracy) / n)
+    p, n = np.asarray(accuracy, dtype=float), np.asarray(n, dtype=float)
+    if np.any(n < 1) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"binomial_se needs n >= 1 and accuracy in [0, 1], got n={n}, accuracy={p}")
+    return np.sqrt(p * (1 - p) / n)
 
 
 @dataclass(frozen=True)
