@@ -113,6 +113,11 @@ def start_cli(data_dir: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]
             proc.wait()
 
 
+def unpadded(text: str) -> str:
+    """Markdown tables without the padding of their cells (``|   1 | a   |`` -> ``| 1 | a |``)."""
+    return re.sub(r" {2,}\|", " |", re.sub(r"\| {2,}", "| ", text))
+
+
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
     """Poll ``condition`` every 50 ms until it holds; fail if ``proc`` ends first or time runs out."""
     deadline = time.monotonic() + timeout
@@ -122,8 +127,3 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting after {timeout} s:\n{proc.output.read_text()[-3000:]}")
         time.sleep(0.05)
-
-
-def flat(markdown: str) -> str:
-    """Markdown with each run of spaces made one, so a test reads a padded table cell as ``| 80.00 |``."""
-    return re.sub(" +", " ", markdown)

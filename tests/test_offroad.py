@@ -7,7 +7,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import ROOT, TINY, flat
+from conftest import ROOT, TINY, unpadded
 from test_report import write_job
 
 from pairmnist.analysis import stats
@@ -150,14 +150,14 @@ def test_a_null_value_shows_as_null(tmp_path):
         write_job(tmp_path, f"siamese_ema_null_seed{seed}", seed=seed, module={"ema_decay": None}, val_acc=0.91)
         write_job(tmp_path, f"siamese_ema_0.99_seed{seed}", seed=seed, module={"ema_decay": 0.99}, val_acc=0.90)
     write_report(tmp_path)
-    summary = flat((tmp_path / "summary.md").read_text())
+    summary = unpadded((tmp_path / "summary.md").read_text())
     assert "| null |" in summary and "| 0.99 |" in summary  # in the ranking and the groups, not a blank
 
 
 def test_mixed_numbers_text_and_missing_values_sort():
     import pandas as pd
 
-    from pairmnist.analysis.selection import sort_key
+    from pairmnist.analysis.report import sort_key
 
     column = pd.Series([3.0, float("nan"), 1.0, "null", 2.0], dtype=object)
     assert column.sort_values(key=sort_key, kind="mergesort").tolist()[:4] == [1.0, 2.0, 3.0, "null"]

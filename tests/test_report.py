@@ -7,7 +7,7 @@ import statistics
 
 import pandas as pd
 import pytest
-from conftest import flat
+from conftest import unpadded
 
 from pairmnist.analysis.report import REPORT_FILES, write_report
 from pairmnist.analysis.results import main
@@ -116,7 +116,7 @@ def test_failed_and_missing_jobs_are_named_not_dropped(tmp_path, capsys):
     report = write_report(tmp_path)
     assert report.summary.n_runs.tolist() == [2]
     assert set(report.jobs.failed) == {"siamese_seed2", "siamese_seed3"}
-    md = flat((tmp_path / "summary.md").read_text())
+    md = (tmp_path / "summary.md").read_text()
     assert "`siamese_seed2`: failed: FloatingPointError: train/loss is nan" in md
     assert "`siamese_seed3`: no metrics.json" in md
     assert "siamese_seed3" in capsys.readouterr().out
@@ -128,7 +128,7 @@ def test_single_run_group_has_empty_std(tmp_path):
     row = pd.read_csv(tmp_path / "summary.csv").iloc[0]
     assert pd.isna(row.test_acc_std) and pd.isna(row.digit_acc_mean)
     assert ",0.8,," in (tmp_path / "summary.csv").read_text()  # empty cells, not 0 or "nan"
-    assert "| 80.00 |" in flat(report.markdown) and "nan" not in report.markdown.lower()
+    assert "| 80.00 |" in unpadded(report.markdown) and "nan" not in report.markdown.lower()
 
 
 def test_cli_rewrites_identical_summary_and_reads_several_sweeps(tmp_path):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import CONF, TINY, flat
+from conftest import CONF, TINY, unpadded
 from hydra import compose, initialize_config_dir
 from test_report import write_job
 
-from pairmnist.analysis.report import write_report
-from pairmnist.analysis.selection import rank
+from pairmnist.analysis.report import rank, write_report
 
 
 def test_grids_are_the_original_reports_over_tuning_seeds():
@@ -44,7 +43,7 @@ def test_selection_follows_validation_not_test(tmp_path):
     assert saved["siamese"]["command"] == (
         "python src/run.py -m model=siamese model.aux_weight=0.5 model.lr=0.01 'seed=range(10)'"
     )
-    ranking = flat((tmp_path / "ranking.md").read_text())
+    ranking = unpadded((tmp_path / "ranking.md").read_text())
     assert "not used for selection" in ranking and "test acc % (not used)" in ranking
     assert "no gradient at aux_weight=1" in ranking  # shown, not dropped
 

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import flat
+from conftest import unpadded
 from test_report import write_job
 
 from pairmnist.analysis import stats
@@ -88,7 +88,7 @@ def test_study_comparisons_csv_and_markdown(tmp_path):
         summary.test_acc_mean < summary.test_acc_ci_high
     ).all()
     assert summary.loc["twin", "test_noise"] == pytest.approx(math.sqrt(means["twin"] * (1 - means["twin"]) / 1000))
-    md = flat(report.markdown)
+    md = unpadded(report.markdown)
     assert "## Paired comparisons of test accuracy" in md and "| siamese | twin | 10 | +" in md
     assert "test-set noise" in md and "95 % CI" in md
 
@@ -111,7 +111,7 @@ def test_ranking_marks_settings_the_seeds_cannot_tell_from_the_winner(tmp_path):
         write_job(tmp_path, f"b{seed}", seed=seed, lr=1e-3, val_acc=0.949 - noise)  # a coin toss
         write_job(tmp_path, f"c{seed}", seed=seed, lr=1e-4, val_acc=0.80 + seed / 1e5)  # clearly lower
     report = write_report(tmp_path)
-    ranking = flat((tmp_path / "ranking.md").read_text())
+    ranking = unpadded((tmp_path / "ranking.md").read_text())
     lines = {line.split("|")[2].strip(): line for line in ranking.splitlines() if line.startswith("| 1 |")}
     assert "winner" in lines["0.01"]
     rows = [line for line in ranking.splitlines() if line.startswith("| ")][1:]

@@ -13,15 +13,43 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from pairmnist.analysis import stats
-from pairmnist.analysis.report import ci_text, markdown_table, p_text, points_text
+from pairmnist.analysis.report import cell, interval, markdown, p_text
 
 NEEDED = ("ablation", "study", "data_scaling")  # the stored sweeps the claims read
 REPORTED_GAIN = 0.02  # C1: the report's gain from weight sharing, about 2 points (docs/STUDY.md)
 NEAR = 0.03  # C5: "near 80 %" taken as within 3 points of it
-CLAIMS_HEADER = ["claim", "the report said", "measured by", "estimate", "95 % CI", "p", "p Holm", "verdict"]
+COLUMNS = ["claim", "the report said", "measured by", "estimate", "95 % CI", "p", "verdict"]
+CLAIMS = {  # each claim in this project's words (docs/STUDY.md): what the report said, how it is measured here
+    "C1: weight sharing improves accuracy": ("by about 2 points", "siamese − twin, aux_weight 0.5, ablation (points)"),
+    "C2: weight sharing makes results more stable across rounds": (
+        "lower variance",
+        "sd(siamese) / sd(twin) over the seeds at 1000 pairs, data_scaling, Pitman–Morgan (paired)",
+    ),
+    "C3: weight sharing acts like doubling the training set": (
+        "siamese on n pairs ≈ twin on 2n",
+        "siamese at 500 − twin at 1000 pairs (points)",
+    ),
+    "C4a: the auxiliary loss improves accuracy": (
+        "better with it",
+        "aux_weight 0.5 − 0, mean over twin and siamese, ablation (points)",
+    ),
+    "C4b: … and more than weight sharing does": (
+        "aux gain > sharing gain",
+        "(siamese aux 0.5 − aux 0) − (siamese − twin at aux 0.5) (points)",
+    ),
+    "C5a: the shallow net's training accuracy reaches 100 % within about 5 epochs": (
+        "100 % by epoch ~5",
+        "shallow's training accuracy in epoch 5, study (%)",
+    ),
+    "C5b: … while its accuracy on new pairs stays near 80 %": (
+        "about 80 %",
+        "shallow's test accuracy after 25 epochs, study (%)",
+    ),
+}
 
 
 def _acc(records: list[dict[str, Any]], model: str, **where: Any) -> dict[int, float]:
@@ -33,154 +61,27 @@ def _acc(records: list[dict[str, Any]], model: str, **where: Any) -> dict[int, f
     }
 
 
-def _sign(result: stats.Paired | None) -> int:
-    """+1 when the paired difference's CI lies above 0, -1 below, 0 when it holds 0 (or no result)."""
+def _sign(result: stats.Paired | None) -> int | None:
+    """+1 when the paired difference's CI lies above 0, -1 below, 0 when it holds 0; None without a result."""
+    if result is not None:
+        return 1 if result.ci_low > 0 else -1 if result.ci_high < 0 else 0
+
+
+def _diff(result: stats.Paired | None) -> tuple[str, str, float]:
+    """A paired difference as claims cells: the mean in points, its CI, the paired t-test's p."""
     if result is None:
-        return 0
-    return 1 if result.ci_low > 0 else -1 if result.ci_high < 0 else 0
-
-
-def _difference_of(a: dict[int, float], b: dict[int, float], c: dict[int, float], d: dict[int, float]) -> dict:
-    """seed -> (a - b) - (c - d), on the seeds all four have (a difference of two paired effects)."""
-    seeds = set(a) & set(b) & set(c) & set(d)
-    return {s: (a[s] - b[s]) - (c[s] - d[s]) for s in seeds}
-
-
-def scaling_sizes(records: list[dict[str, Any]]) -> list[int]:
-    """The training sizes (``n_pairs``) of the data-scaling records, ascending."""
-    return sorted({r["n_pairs"] for r in records})
-
-
-def claims(sweeps: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per claim: its words, how it was measured, the estimate, its CI, p, p Holm, verdict.
-
-    Args:
-        sweeps: the records of each sweep of :data:`NEEDED`, by name.
-
-    Returns:
-        Rows with the keys of :data:`CLAIMS_HEADER` (``estimate`` and the CI as text).
-    """
-    ablation, study, scaling = (sweeps[name] for name in NEEDED)
-    sia, twin = _acc(ablation, "siamese", aux_weight=0.5), _acc(ablation, "twin", aux_weight=0.5)
-    sia0, twin0 = _acc(ablation, "siamese", aux_weight=0), _acc(ablation, "twin", aux_weight=0)
-    rows = []
-
-    c1 = stats.paired(sia, twin)
-    inside = c1 is not None and c1.ci_low <= REPORTED_GAIN <= c1.ci_high
-    verdict = {1: "supported" if inside else "partly: higher, by another amount than 2 points", 0: "not supported"}
-    rows.append(
-        _row(
-            "C1: weight sharing improves accuracy",
-            "by about 2 points",
-            "siamese − twin, aux_weight 0.5, ablation (points)",
-            c1,
-            verdict.get(_sign(c1), "not supported: lower"),
-        )
+        return "", "", math.nan
+    return (
+        cell(100 * result.mean_diff, "+.2f"),
+        interval(100 * result.ci_low, 100 * result.ci_high, "+.2f"),
+        result.p_ttest,
     )
 
-    sizes = scaling_sizes(scaling)
-    ratios = {
-        n: stats.pitman_morgan(_acc(scaling, "siamese", n_pairs=n), _acc(scaling, "twin", n_pairs=n)) for n in sizes
-    }
-    lower = [n for n, r in ratios.items() if r is not None and r.ci_high < 1]
-    c2 = ratios.get(1000)
-    rule = "sd ratio CI below 1"
-    rows.append(
-        {
-            "claim": "C2: weight sharing makes results more stable across rounds",
-            "the report said": "lower variance",
-            "measured by": "sd(siamese) / sd(twin) over the seeds at 1000 pairs, data_scaling, Pitman–Morgan (paired)",
-            "estimate": "" if c2 is None else f"{c2.ratio:.2f}",
-            "95 % CI": "" if c2 is None else f"[{c2.ci_low:.2f}, {c2.ci_high:.2f}]",
-            "p": math.nan if c2 is None else c2.p,
-            "verdict": _count_verdict(len(lower), len(sizes), rule),
-        }
-    )
 
-    gaps = {
-        n: stats.paired(_acc(scaling, "siamese", n_pairs=n), _acc(scaling, "twin", n_pairs=2 * n))
-        for n in sizes
-        if 2 * n in sizes
-    }
-    matched = [n for n, g in gaps.items() if g is not None and _sign(g) >= 0]
-    rows.append(
-        _row(
-            "C3: weight sharing acts like doubling the training set",
-            "siamese on n pairs ≈ twin on 2n",
-            "siamese at 500 − twin at 1000 pairs (points)",
-            gaps.get(500),
-            _count_verdict(len(matched), len(gaps), "siamese on n pairs as good as twin on 2n (CI reaching 0)"),
-        )
-    )
-
-    aux = {s: ((sia[s] - sia0[s]) + (twin[s] - twin0[s])) / 2 for s in set(sia) & set(sia0) & set(twin) & set(twin0)}
-    c4a = stats.paired(aux, dict.fromkeys(aux, 0.0))
-    rows.append(
-        _row(
-            "C4a: the auxiliary loss improves accuracy",
-            "better with it",
-            "aux_weight 0.5 − 0, mean over twin and siamese, ablation (points)",
-            c4a,
-            {1: "supported", 0: "not supported"}.get(_sign(c4a), "not supported: lower"),
-        )
-    )
-    more = _difference_of(sia, sia0, sia, twin)
-    c4b = stats.paired(more, dict.fromkeys(more, 0.0))
-    rows.append(
-        _row(
-            "C4b: … and more than weight sharing does",
-            "aux gain > sharing gain",
-            "(siamese aux 0.5 − aux 0) − (siamese − twin at aux 0.5) (points)",
-            c4b,
-            {1: "supported", 0: "not supported: the seeds cannot tell them apart"}.get(_sign(c4b), "not supported"),
-        )
-    )
-
-    shallow = [r for r in study if r["model"] == "shallow"]
-    at5 = [r["history"]["train_acc"][4] for r in shallow if len(r["history"]["train_acc"]) >= 5]
-    low, high = stats.t_interval(at5)
-    full = bool(at5) and high >= 0.995
-    rows.append(
-        {
-            "claim": "C5a: the shallow net's training accuracy reaches 100 % within about 5 epochs",
-            "the report said": "100 % by epoch ~5",
-            "measured by": "shallow's training accuracy in epoch 5, study (%)",
-            "estimate": points_text(float(np.mean(at5))) if at5 else "",
-            "95 % CI": ci_text(low, high),
-            "p": math.nan,
-            "verdict": "supported" if full else "not supported: below 99.5 % in epoch 5",
-        }
-    )
-    final = [r["test_acc"] for r in shallow]
-    low, high = stats.t_interval(final)
-    near = bool(final) and 0.8 - NEAR <= low and high <= 0.8 + NEAR
-    rows.append(
-        {
-            "claim": "C5b: … while its accuracy on new pairs stays near 80 %",
-            "the report said": "about 80 %",
-            "measured by": "shallow's test accuracy after 25 epochs, study (%)",
-            "estimate": points_text(float(np.mean(final))) if final else "",
-            "95 % CI": ci_text(low, high),
-            "p": math.nan,
-            "verdict": "supported" if near else f"not supported: CI not within 80 ± {100 * NEAR:.0f} %",
-        }
-    )
-    for row, adjusted in zip(rows, stats.holm([r["p"] for r in rows]), strict=True):
-        row["p Holm"] = adjusted
-    return rows
-
-
-def _row(claim: str, said: str, measured: str, result: stats.Paired | None, verdict: str) -> dict[str, Any]:
-    """A claims row from a paired difference: the mean in points, its CI, the paired t-test's p."""
-    return {
-        "claim": claim,
-        "the report said": said,
-        "measured by": measured,
-        "estimate": "" if result is None else points_text(result.mean_diff, signed=True),
-        "95 % CI": "" if result is None else ci_text(result.ci_low, result.ci_high, signed=True),
-        "p": math.nan if result is None else result.p_ttest,
-        "verdict": verdict if result is not None else "not measured",
-    }
+def _mean(values: list[float]) -> tuple[str, str, float]:
+    """A mean accuracy as claims cells: the mean in percent, its Student-t CI, no p-value."""
+    low, high = stats.t_interval(values)
+    return cell(100 * float(np.mean(values)), ".2f") if values else "", interval(100 * low, 100 * high), math.nan
 
 
 def _count_verdict(held: int, of: int, rule: str) -> str:
@@ -192,10 +93,78 @@ def _count_verdict(held: int, of: int, rule: str) -> str:
     return f"{'partly' if held else 'not supported'}: {rule} at {held} of {of} sizes"
 
 
+def scaling_sizes(records: list[dict[str, Any]]) -> list[int]:
+    """The training sizes (``n_pairs``) of the data-scaling records, ascending."""
+    return sorted({r["n_pairs"] for r in records})
+
+
+def claims(sweeps: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per claim of :data:`CLAIMS`: its words, how it was measured, the estimate, its CI, p, p Holm, verdict.
+
+    Args:
+        sweeps: the records of each sweep of :data:`NEEDED`, by name.
+
+    Returns:
+        Rows with the keys of :data:`COLUMNS` and ``p Holm`` (``estimate`` and the CI as text).
+    """
+    ablation, study, scaling = (sweeps[name] for name in NEEDED)
+    sia, twin = _acc(ablation, "siamese", aux_weight=0.5), _acc(ablation, "twin", aux_weight=0.5)
+    sia0, twin0 = _acc(ablation, "siamese", aux_weight=0), _acc(ablation, "twin", aux_weight=0)
+    c1 = stats.paired(sia, twin)
+    about = c1 is not None and c1.ci_low <= REPORTED_GAIN <= c1.ci_high
+    higher = "supported" if about else "partly: higher, by another amount than 2 points"
+    verdicts = {1: higher, 0: "not supported", -1: "not supported: lower"}
+    measured = [(*_diff(c1), verdicts.get(_sign(c1), "not measured"))]
+
+    sizes = scaling_sizes(scaling)
+    ratios = {
+        n: stats.pitman_morgan(_acc(scaling, "siamese", n_pairs=n), _acc(scaling, "twin", n_pairs=n)) for n in sizes
+    }
+    lower = [n for n, r in ratios.items() if r is not None and r.ci_high < 1]
+    c2 = ratios.get(1000)
+    c2_cells = ("", "", math.nan) if c2 is None else (f"{c2.ratio:.2f}", interval(c2.ci_low, c2.ci_high), c2.p)
+    measured.append((*c2_cells, _count_verdict(len(lower), len(sizes), "sd ratio CI below 1")))
+
+    twice = [n for n in sizes if 2 * n in sizes]
+    gaps = {n: stats.paired(_acc(scaling, "siamese", n_pairs=n), _acc(scaling, "twin", n_pairs=2 * n)) for n in twice}
+    matched = [n for n, g in gaps.items() if g is not None and _sign(g) >= 0]
+    rule = "siamese on n pairs as good as twin on 2n (CI reaching 0)"
+    measured.append(
+        (*_diff(gaps.get(500)), _count_verdict(len(matched), len(gaps), rule) if gaps.get(500) else "not measured")
+    )
+
+    shared = set(sia) & set(sia0) & set(twin) & set(twin0)
+    aux = {s: ((sia[s] - sia0[s]) + (twin[s] - twin0[s])) / 2 for s in shared}
+    c4a = stats.paired(aux, dict.fromkeys(aux, 0.0))
+    verdicts = {1: "supported", 0: "not supported", -1: "not supported: lower"}
+    measured.append((*_diff(c4a), verdicts.get(_sign(c4a), "not measured")))
+    more = {s: (sia[s] - sia0[s]) - (sia[s] - twin[s]) for s in shared}
+    c4b = stats.paired(more, dict.fromkeys(more, 0.0))
+    verdicts = {1: "supported", 0: "not supported: the seeds cannot tell them apart", -1: "not supported"}
+    measured.append((*_diff(c4b), verdicts.get(_sign(c4b), "not measured")))
+
+    shallow = [r for r in study if r["model"] == "shallow"]
+    at5 = [r["history"]["train_acc"][4] for r in shallow if len(r["history"]["train_acc"]) >= 5]
+    full = bool(at5) and stats.t_interval(at5)[1] >= 0.995
+    measured.append((*_mean(at5), "supported" if full else "not supported: below 99.5 % in epoch 5"))
+    final = [r["test_acc"] for r in shallow]
+    low, high = stats.t_interval(final)
+    near = bool(final) and 0.8 - NEAR <= low and high <= 0.8 + NEAR
+    measured.append((*_mean(final), "supported" if near else f"not supported: CI not within 80 ± {100 * NEAR:.0f} %"))
+    rows = [
+        dict(zip(COLUMNS, (claim, *words, *m), strict=True))
+        for (claim, words), m in zip(CLAIMS.items(), measured, strict=True)
+    ]
+    for row, adjusted in zip(rows, stats.holm([r["p"] for r in rows]), strict=True):
+        row["p Holm"] = adjusted
+    return rows
+
+
 def claims_table(rows: list[dict[str, Any]]) -> str:
-    """The claims as a Markdown table (:data:`CLAIMS_HEADER`)."""
-    cells = [[*(r[k] for k in CLAIMS_HEADER[:5]), p_text(r["p"]), p_text(r["p Holm"]), r["verdict"]] for r in rows]
-    return markdown_table(CLAIMS_HEADER, cells)
+    """The claims as a Markdown table, p-values as text."""
+    table = pd.DataFrame(rows)
+    table[["p", "p Holm"]] = table[["p", "p Holm"]].map(p_text)
+    return markdown(table[[*COLUMNS[:6], "p Holm", "verdict"]])
 
 
 def scaling_table(records: list[dict[str, Any]]) -> str:
@@ -207,22 +176,12 @@ def scaling_table(records: list[dict[str, Any]]) -> str:
         sia, twin = _acc(records, "siamese", n_pairs=n), _acc(records, "twin", n_pairs=n)
         gap, ratio = stats.paired(sia, twin), stats.pitman_morgan(sia, twin)
         double = stats.paired(sia, _acc(records, "twin", n_pairs=2 * n)) if 2 * n in sizes else None
-        cells = [n]
-        for acc in (twin, sia):
-            low, high = stats.t_interval(list(acc.values()))
-            cells.append(f"{points_text(float(np.mean(list(acc.values()))))} {ci_text(low, high)}")
-        for result in (gap, double):
-            cells.append(
-                ""
-                if result is None
-                else f"{points_text(result.mean_diff, True)} {ci_text(result.ci_low, result.ci_high, True)}"
-            )
-        cells.append(
-            "" if ratio is None else f"{ratio.ratio:.2f} [{ratio.ci_low:.2f}, {ratio.ci_high:.2f}], p {p_text(ratio.p)}"
-        )
-        rows.append(cells)
+        means = [" ".join(_mean(list(acc.values()))[:2]) for acc in (twin, sia)]
+        diffs = [" ".join(_diff(result)[:2]).strip() for result in (gap, double)]
+        sd = "" if ratio is None else f"{ratio.ratio:.2f} {interval(ratio.ci_low, ratio.ci_high)}, p {p_text(ratio.p)}"
+        rows.append([n, *means, *diffs, sd])
     header = ["pairs n", "twin %", "siamese %", "siamese − twin", "siamese(n) − twin(2n)", "sd ratio siamese/twin"]
-    return markdown_table(header, rows)
+    return markdown(pd.DataFrame(rows, columns=header))
 
 
 def scaling_figure(records: list[dict[str, Any]]) -> Figure:
@@ -233,9 +192,8 @@ def scaling_figure(records: list[dict[str, Any]]) -> Figure:
     sizes = scaling_sizes(records)
     for model in ("twin", "siamese"):
         accs = [list(_acc(records, model, n_pairs=n).values()) for n in sizes]
-        means = [100 * np.mean(a) for a in accs]
         bands = np.array([stats.t_interval(a) for a in accs]) * 100
-        left.plot(sizes, means, marker="o", label=model)
+        left.plot(sizes, [100 * np.mean(a) for a in accs], marker="o", label=model)
         left.fill_between(sizes, bands[:, 0], bands[:, 1], alpha=0.25)
     paired = {n: stats.paired(_acc(records, "siamese", n_pairs=n), _acc(records, "twin", n_pairs=n)) for n in sizes}
     gaps = {n: g for n, g in paired.items() if g is not None}  # sizes with 2 shared seeds or more

@@ -23,7 +23,7 @@ DECIMALS = 9  # accuracy differences are exact at this precision (metrics.json k
 
 
 def t_interval(values: np.ndarray | list[float], level: float = LEVEL) -> tuple[float, float]:
-    """Student-t confidence interval of the mean: mean ± t(n-1, (1+level)/2) · s / sqrt(n).
+    """Student-t confidence interval of the mean: mean ± t(n-1, (1+level)/2) · s / sqrt(n), from scipy's t-test.
 
     Assumes the values are independent draws from a roughly normal distribution (here: one
     value per seed). Source: Student (1908); any statistics textbook, e.g. Wasserman,
@@ -63,18 +63,20 @@ def ci_caveat(low: float, high: float, n: int) -> str:
     return ""
 
 
-def binomial_se(accuracy: float, n: int) -> float:
+def binomial_se(accuracy: Any, n: Any) -> Any:
     """Standard error of an accuracy measured on ``n`` independent test items: sqrt(p(1-p)/n).
 
     The test set's own sampling noise (binomial): how much a model's accuracy would move
-    from one draw of ``n`` test pairs to another, with nothing else changed.
+    from one draw of ``n`` test pairs to another, with nothing else changed. Element-wise on
+    arrays (one group per element); a missing ``n`` (NaN) gives NaN.
 
     Raises:
         ValueError: ``n`` < 1 or ``accuracy`` outside [0, 1].
     """
-    if n < 1 or not 0 <= accuracy <= 1:
-        raise ValueError(f"binomial_se needs n >= 1 and accuracy in [0, 1], got n={n}, accuracy={accuracy}")
-    return math.sqrt(accuracy * (1 - accuracy) / n)
+    p, n = np.asarray(accuracy, dtype=float), np.asarray(n, dtype=float)
+    if np.any(n < 1) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"binomial_se needs n >= 1 and accuracy in [0, 1], got n={n}, accuracy={p}")
+    return np.sqrt(p * (1 - p) / n)
 
 
 @dataclass(frozen=True)
@@ -130,24 +132,10 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     # Accuracies are counts over at most 10,000 test pairs, stored to 6 decimals: differences
     # rounded to 9 decimals are exact, so a constant gap is seen as constant (float noise is not spread).
     d = np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), DECIMALS)
-    low, high = t_interval(d)
-    if np.all(d == d[0]):
-        p_t = math.nan
-    else:
-        p_t = float(stats.ttest_1samp(d, 0.0).pvalue)  # the paired t-test, on the exact differences
+    p_t = math.nan if np.ptp(d) == 0 else float(stats.ttest_1samp(d, 0.0).pvalue)  # no spread: nothing to test
     p_w = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
-    return Paired(
-        n_seeds=len(seeds),
-        seeds=seeds,
-        mean_diff=float(d.mean()),
-        ci_low=low,
-        ci_high=high,
-        p_ttest=p_t,
-        p_wilcoxon=p_w,
-        wins_a=int((d > 0).sum()),
-        wins_b=int((d < 0).sum()),
-        ties=int((d == 0).sum()),
-    )
+    wins = (int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum()))
+    return Paired(len(seeds), seeds, float(d.mean()), *t_interval(d), p_t, p_w, *wins)
 
 
 def holm(p_values: list[float]) -> list[float]:
