@@ -22,7 +22,7 @@ def seed_override(text: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
+    parser = argparse.ArgumentParser(description="A trained job's test accuracy, again, from its checkpoint.")
     parser.add_argument("folder", help="a job folder (holds .hydra/config.yaml and checkpoints/final.ckpt)")
     parser.add_argument("seed", nargs="?", type=seed_override, help="seed=<n>: the test pairs of another seed")
     parser.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one, else cpu), cpu, gpu")

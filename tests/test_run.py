@@ -78,6 +78,9 @@ def test_model_defaults_are_the_original_reports(make_cfg):
         ("tuning_seeds=[1,1]", r"tuning_seeds=\[1, 1\]: must be null or a non-empty list of distinct seeds"),
         ("tuning_seeds=[]", r"tuning_seeds=\[\]: must be null or a non-empty list"),
         ("data.num_workers=2", "data.num_workers=2: must be 0: the pairs live in memory"),
+        ("model.share_weights=flase", "^model.share_weights=flase: must be true or false$"),
+        ("resume=no", "^resume=no: must be true or false$"),
+        ("data.normalize=1", "^data.normalize=1: must be true or false$"),
         (
             "+model.lrr=0.1",
             "model.lrr: unknown key .*; known under model: lr, nb_hidden, aux_weight, head, share_weights, module$",
@@ -162,9 +165,10 @@ def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
 def test_cli_failed_run_is_one_line_with_the_traceback_in_error_txt(run_cli, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli("model.lr=1e30", "trainer.max_epochs=2", "data.n_pairs=100", f"hydra.run.dir={run_dir}", check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1
     message = "FloatingPointError: train/loss is nan at epoch 1: training diverged (model.lr=1e+30)"
-    assert f"{message} (traceback: {run_dir}" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"{message} (traceback: {run_dir / 'error.txt'})"
+    assert "HYDRA_FULL_ERROR" not in proc.stderr and "Error executing job" not in proc.stderr  # the line only
     error = (run_dir / "error.txt").read_text()
     assert error.startswith("FloatingPointError: train/loss is nan") and "Traceback (most recent call last)" in error
 

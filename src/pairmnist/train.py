@@ -26,7 +26,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -61,10 +60,6 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers")
 
 
-class JobFailed(CompactHydraException):
-    """A single run failed; the message is one line, the traceback is in the job's error.txt."""
-
-
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: one run, or one per seed of ``tuning_seeds`` (a search's trial, in ``seed<N>/`` sub-folders).
 
@@ -91,8 +86,8 @@ def run(cfg: DictConfig) -> float | None:
         The final validation accuracy (fraction); None for a failed job of a multirun.
 
     Raises:
-        JobFailed: in a single run, whatever failed, as one line.
-        SystemExit: a single run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM).
+        SystemExit: a single run that failed, after printing its one line: status 1, or 128 + the
+            signal's number when stopped by one (130 SIGINT, 143 SIGTERM).
     """
     out = Path(cfg.paths.output_dir)
     try:
@@ -240,18 +235,15 @@ def completed(out: Path, cfg: DictConfig) -> dict[str, Any] | None:
     return record if same else None
 
 
-def failed(out: Path, error: BaseException, status: int | None = None) -> None:
+def failed(out: Path, error: BaseException, status: int = 1) -> None:
     """Write ``error.txt``; in a multirun log the line and return (the sweep goes on), in a single run
-    end the command: exit ``status`` after printing the line, or (None) raise :class:`JobFailed`."""
+    end the command: print the line (and where the traceback is) and exit ``status``."""
     message = f"{type(error).__name__}: {' '.join(str(error).split())}"
     write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error("job %s failed: %s", out.name, message)
         return None
-    line = f"{message} (traceback: {out / ERROR_FILE})"
-    if status is None:
-        raise JobFailed(line) from error
-    print(line, file=sys.stderr, flush=True)
+    print(f"{message} (traceback: {out / ERROR_FILE})", file=sys.stderr, flush=True)
     raise SystemExit(status)
 
 
@@ -349,7 +341,8 @@ class EpochLines(ProgressBar):
 
     def show(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(self.get_metrics(trainer, pl_module).items()))
-        log.info("epoch %d/%d: %s", trainer.current_epoch, trainer.max_epochs, metrics)
+        job = Path(trainer.log_dir or trainer.default_root_dir).name  # jobs side by side: whose line it is
+        log.info("%s: epoch %d/%d: %s", job, trainer.current_epoch, trainer.max_epochs, metrics)
 
 
 def progress_bar(refresh_rate: int = 10, every_n_epochs: int = 5) -> ProgressBar:

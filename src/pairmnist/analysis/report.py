@@ -465,7 +465,7 @@ def summary_markdown(report: Report, title: str) -> str:
     comparisons, the duplicates set aside and the failed jobs."""
     summary, jobs, ranking = report.summary, report.jobs, report.ranking
     text = [ranking, "---", ""] if ranking else []
-    aside = " (for information: the choice above uses validation only)" if ranking else ""
+    aside = " (for information: the choice above uses validation only)" if report.best else ""
     text += [
         f"# Study summary: {title}",
         "",

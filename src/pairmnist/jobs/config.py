@@ -83,6 +83,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.source": (lambda v: v in SOURCES, f"allowed: {', '.join(SOURCES)}"),
     "data.num_workers": (lambda v: v == 0, "must be 0: the pairs live in memory, each batch is one slice of them"),
     "data.augment.swap": (lambda v: isinstance(v, bool), "must be true or false"),
+    "data.normalize": (lambda v: isinstance(v, bool), "must be true or false"),
+    "model.module.net.share_weights": (lambda v: isinstance(v, bool), "must be true or false"),
+    "resume": (lambda v: isinstance(v, bool), "must be true or false"),
     "data.augment.shift": (_number(0, 7, True), "must be an integer in [0, 7] (pixels of a 14x14 image)"),
     "data.augment.rotate": (_number(0, 180), "must be in [0, 180] (degrees)"),
     "data.augment.scale": (_number(0, 1, high_open=True), "must be in [0, 1) (a fraction of the size)"),
@@ -140,7 +143,7 @@ def _arguments(target: str, key: str) -> list[str] | None:
     try:
         parameters = inspect.signature(get_object(target)).parameters
     except Exception as e:
-        raise ConfigError(f"{key}={target}: cannot be used ({type(e).__name__}: {e})") from None
+        raise ConfigError(f"{key}={target}: cannot be used ({type(e).__name__}: {' '.join(str(e).split())})") from None
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return None
     return list(parameters)
