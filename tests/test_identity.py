@@ -128,7 +128,7 @@ def test_a_folder_name_lists_the_settings_sorted_and_never_the_seed():
         "twin_n_pairs100_lr0.01_seed3"
     )
     assert job_name("siamese", ["model.module.net.nb_hidden=20", "model.nb_hidden=5"], 0, [1000, 1002]) == (
-        "siamese_model.module.net.nb_hidden20_model.nb_hidden5_seeds1000-1002"
+        "siamese_model.module.net.nb_hidden20_model.nb_hidden5_seeds1000+1002"
     )
 
 
@@ -148,3 +148,17 @@ def test_best_yaml_command_with_a_braced_value_reruns_the_same_identity(tmp_path
         assert "data.augment={swap:false,shift:0}" in words  # one word, not brace-expanded
         again = compose("config", overrides=[*words[3:-1], "seed=0"])
     assert identity_id(study_config(again)) == winner["identity"]
+
+
+def test_settings_that_differ_only_in_replaced_characters_or_callbacks_get_their_own_folders():
+    names = {
+        job_name("siamese", ["model.module.net.branch={_target_:a.B}"], 0),
+        job_name("siamese", ["model.module.net.branch={_target_:a-B}"], 0),
+        job_name("siamese", ["+callbacks.es={_target_:X,patience:1}"], 0),
+        job_name("siamese", ["+callbacks.es={_target_:X,patience:5}"], 0),
+        job_name("siamese", [], 0, [1, 2, 3]),
+        job_name("siamese", [], 0, [1, 4, 3]),
+    }
+    assert len(names) == 6
+    wide = job_name("siamese", ["model.head=" + "\U00020000" * 70], 0)  # 4 bytes a character
+    assert len(wide.encode()) <= MAX_NAME

@@ -75,13 +75,25 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.module.label_smoothing": (_number(0, 1, high_open=True), "must be in [0, 1)"),
     "model.module.net.nb_hidden": (_number(1, integer=True), "must be an integer >= 1"),
     "model.module.net.head": (lambda v: v in HEADS, f"allowed: {', '.join(HEADS)}"),
+    "model.module.net.branch.width": (_number(1, integer=True), "must be an integer >= 1"),
+    "model.module.net.branch.dropout": (_number(0, 1, high_open=True), "must be in [0, 1)"),
+    "model.module.optimizer.weight_decay": (_number(0), "must be a number >= 0"),
+    "paths.data_dir": (lambda v: isinstance(v, str) and bool(v), "must be a folder"),
     "model.module.net.tta_shift": (_number(0, 3, True), "must be an integer in [0, 3] (pixels)"),
     "data.n_pairs": (_number(1, integer=True), "must be >= 1"),
     "data.n_val_pairs": (_number(1, integer=True), "must be >= 1"),
     "data.batch_size": (_number(1, integer=True), "must be >= 1"),
     "data.eval_batch_size": (_number(1, integer=True), "must be >= 1"),
     "data.source": (lambda v: v in SOURCES, f"allowed: {', '.join(SOURCES)}"),
-    "data.num_workers": (lambda v: v == 0, "must be 0: the pairs live in memory, each batch is one slice of them"),
+    "data.num_workers": (
+        lambda v: type(v) is int and v == 0,
+        "must be 0: the pairs live in memory, each batch is one slice of them",
+    ),
+    "data.n_test_pairs": (lambda v: v is None or _number(1, integer=True)(v), "must be null (= n_pairs) or >= 1"),
+    "data.augment": (
+        lambda v: set(v) <= {"swap", "shift", "rotate", "scale", "mix"},
+        "keys: swap, shift, rotate, scale, mix",
+    ),
     "data.augment.swap": (lambda v: isinstance(v, bool), "must be true or false"),
     "data.normalize": (lambda v: isinstance(v, bool), "must be true or false"),
     "model.module.net.share_weights": (lambda v: isinstance(v, bool), "must be true or false"),
@@ -117,7 +129,11 @@ def check_values(cfg: DictConfig) -> None:
     """
     for key, (test, allowed) in RULES.items():
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-        if OmegaConf.select(cfg, key, default="absent") != "absent" and not test(value):
+        try:
+            ok = test(value)
+        except (TypeError, ValueError):  # a value of another type altogether (tuning_seeds=1)
+            ok = False
+        if OmegaConf.select(cfg, key, default="absent") != "absent" and not ok:
             raise ConfigError(f"{knob(cfg, key)}={value}: {allowed}")
     aux, net = cfg.model.module.get("aux_weight", 0), cfg.model.module.net
     if "head" not in net and aux != 0:
@@ -214,7 +230,7 @@ def check(cfg: DictConfig) -> None:
     text = json.dumps([OmegaConf.to_container(n, resolve=False) for n in (cfg, hydra)], default=str)
     # A knob (model.nb_hidden) is read by the module key of its name, also when an override replaced its ${...}.
     module = json.dumps(OmegaConf.to_container(cfg.model.module, resolve=False), default=str)
-    knobs = {f"model.{name}" for name in re.findall(r'"(\w+)":', module)}
+    knobs = {f"model.{name}" for name in re.findall(r'"([a-z]\w*)": (?![{\[]|null)', module)}  # leaves, set
     check_keys(cfg, set(READ_BY_THE_JOB) | knobs | set(re.findall(r"\$\{([\w.]+)\}", text)))
     check_values(cfg)
     if cfg.model.module.net.get("head") == "learned" and cfg.model.module.get("aux_weight") == 1:

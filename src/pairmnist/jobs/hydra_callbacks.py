@@ -33,19 +33,25 @@ def job_name(model: str, overrides: Iterable[str], seed: int, tuning_seeds: Iter
     ``<model>[_<key><value>...]_seed<seed>``: the settings (:func:`pairmnist.record.settings`:
     not the seed, presets or bookkeeping) sorted by key, so the order they were typed in does
     not matter; ``<key>`` is the key's last part (``model.lr`` -> ``lr``) unless two keys end
-    alike. A job of ``tuning_seeds`` ends in ``seeds<first>-<last>``. A name longer than
-    :data:`MAX_NAME` becomes ``<model>_<10 hex digits of the settings' SHA-256>_seed<seed>``.
+    alike; callbacks set on the command line count too. A job of ``tuning_seeds`` ends in
+    ``seeds<first>-<last>`` for consecutive seeds, else every seed. A name that had characters
+    replaced (``/``, spaces, braces) gets 6 hex digits of its settings' SHA-256, so that two
+    settings never share a folder; one longer than :data:`MAX_NAME` bytes becomes
+    ``<model>_<10 hex digits of that SHA-256>_seed<seed>``.
     Resume and de-duplication never rely on it: they match identities (:mod:`pairmnist.record`).
     """
-    kept = sorted((k, v) for k, v in settings(overrides) if k != "model")
+    calls = [str(o).lstrip("+").partition("=")[::2] for o in overrides if str(o).lstrip("+").startswith("callbacks.")]
+    kept = sorted([(k, v) for k, v in settings(overrides) if k != "model"] + calls)
     last = [k.split(".")[-1] for k, _ in kept]
     parts = [f"{short if last.count(short) == 1 else k}{v}" for (k, v), short in zip(kept, last, strict=True)]
     seeds = list(tuning_seeds or [])
-    label = f"seed{seed}" if not seeds else f"seeds{seeds[0]}" + (f"-{seeds[-1]}" if len(seeds) > 1 else "")
-    name = "_".join([str(model), *(re.sub(r"[^\w.+\-]+", "-", p).strip("-") for p in parts), label])
-    if len(name) > MAX_NAME:
-        name = f"{model}_{hashlib.sha256(repr(kept).encode()).hexdigest()[:10]}_{label}"
-    return name
+    label = f"seed{seed}" if not seeds else "seeds" + "+".join(map(str, seeds))
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        label = f"seeds{seeds[0]}-{seeds[-1]}"
+    digest = hashlib.sha256(repr(kept).encode()).hexdigest()
+    shown = [re.sub(r"[^\w.+\-]+", "-", p).strip("-") for p in parts]
+    name = "_".join([str(model), *shown, *([digest[:6]] if shown != parts else []), label])
+    return name if len(name.encode()) <= MAX_NAME else f"{model}_{digest[:10]}_{label}"
 
 
 def register() -> None:
@@ -100,6 +106,8 @@ class ValidateConfig(Callback):
             check_writable(output_key, folder)
         except ConfigError as e:
             _exit(str(e))
+        except Exception as e:  # a value the checks did not foresee: still one line, before anything starts
+            _exit(f"{type(e).__name__}: {' '.join(str(e).split())}")
         if config.get("resume") and not Path(folder).exists():
             log.warning("resume=true but %s=%s does not exist: nothing to resume, every job trains", output_key, folder)
 
