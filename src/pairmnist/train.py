@@ -129,11 +129,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         Interrupted: SIGINT or SIGTERM, its ``where`` set to the epoch under way.
     """
     datamodule, module, trainer = build(cfg)
-    n_params = sum(p.numel() for p in module.net.parameters())
+    n_params = sum(p.numel() for p in module.nets.parameters())
     model = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
     log.info(
         "training %s, seed %d, %s parameters, max_epochs %d, on %s, in %s",
-        model or type(module.net).__name__,
+        model or type(module.nets[0]).__name__,
         cfg.seed,
         f"{n_params:,}",
         trainer.max_epochs,

@@ -73,6 +73,10 @@ class PairMNISTDataModule(pl.LightningDataModule):
             (fraction) rotate and zoom each training digit by its own random amount; ``mix``
             (fraction) re-pairs that share of each batch's pairs with the batch's own digits
             (:mod:`pairmnist.data.augment`). Validation and test data are never augmented.
+        eval_train: also evaluate the model at the end of every epoch on the training pairs
+            (not augmented), as a second validation dataloader: the training accuracy of the
+            end-of-epoch model, where ``train/acc`` is a running accuracy over the epoch's
+            batches, each seen by a model still learning.
 
     Raises:
         ValueError: an unknown ``augment`` key. The values are checked by the config check
@@ -92,13 +96,14 @@ class PairMNISTDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         augment: dict | None = None,
         n_test_pairs: int | None = None,
+        eval_train: bool = False,
     ) -> None:
         super().__init__()  # values are checked once, by the config check (pairmnist.jobs.config)
         self.save_hyperparameters(ignore=["data_dir", "num_workers"])
         self.n_pairs, self.n_val_pairs, self.n_test_pairs = n_pairs, n_val_pairs, n_test_pairs
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.source, self.data_dir = seed, source, data_dir
-        self.normalize, self.num_workers = normalize, num_workers
+        self.normalize, self.num_workers, self.eval_train = normalize, num_workers, eval_train
         augment = dict(augment or {})
         self.swap, self.shift = bool(augment.pop("swap", False)), int(augment.pop("shift", 0))
         self.rotate, self.scale = float(augment.pop("rotate", 0)), float(augment.pop("scale", 0))
@@ -171,8 +176,10 @@ class PairMNISTDataModule(pl.LightningDataModule):
         """Training pairs, reshuffled every epoch from a generator seeded with ``seed``."""
         return self._loader(self.train, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        """Validation pairs, in order."""
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """Validation pairs, in order; then the training pairs when ``eval_train``."""
+        if self.eval_train:
+            return [self._loader(self.val, shuffle=False), self._loader(self.train, shuffle=False)]
         return self._loader(self.val, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:

@@ -13,6 +13,8 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from pairmnist.models.nets import reinitialised
+
 
 def pair_loss(
     logits: torch.Tensor,
@@ -51,6 +53,38 @@ def pair_loss(
     return (1 - aux_weight) * loss + aux_weight * aux
 
 
+def average(
+    outputs: list[tuple[torch.Tensor, torch.Tensor | None]], head: nn.Module | None
+) -> tuple[torch.Tensor, ...]:
+    """An ensemble's prediction from its members' ``(comparison logits, digit logits)``; one member's unchanged.
+
+    With digit outputs, the digits become the log of the members' mean digit probabilities, (B, 2, 10)
+    float32. A head without parameters (digits, probabilistic: a function of the digit probabilities)
+    then compares the averaged digits; any other head's comparison probabilities are averaged, as are
+    those of a net without digit outputs: (B, 2) float32 log-probabilities (read like logits by
+    :func:`predict`). Averaging probabilities, not logits, is the usual way to combine independently
+    trained nets (Lakshminarayanan et al. 2017, "Simple and scalable predictive uncertainty estimation
+    using deep ensembles").
+
+    Args:
+        outputs: K >= 1 pairs of (B, 2) float32 comparison logits and (B, 2, 10) float32 digit logits or None.
+        head: the first member's comparison head (``net.head``), or None.
+    """
+    if len(outputs) == 1:
+        return outputs[0]
+    logits, digits = zip(*outputs, strict=True)
+
+    def mean_log_prob(values: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.stack([F.log_softmax(v, dim=-1) for v in values]).logsumexp(0) - math.log(len(values))
+
+    if digits[0] is None:
+        return mean_log_prob(logits), None
+    mean_digits = mean_log_prob(digits)
+    if head is not None and not any(True for _ in head.parameters()):
+        return head(mean_digits), mean_digits
+    return mean_log_prob(logits), mean_digits
+
+
 def predict(logits: torch.Tensor) -> torch.Tensor:
     """(B, 2) comparison logits -> (B,) int64: 1 when logit 1 >= logit 0 (ties count as 1)."""
     return (logits[:, 1] >= logits[:, 0]).long()
@@ -86,6 +120,15 @@ class PairModule(pl.LightningModule):
         ema_decay: None (off), or the decay of an exponential moving average of the weights,
             updated after every step, used for validation and as the final model (Lightning's
             ``EMAWeightAveraging``, given to the Trainer by :meth:`configure_callbacks`).
+        ensemble: K, the number of nets trained side by side on the same batches, each
+            initialised independently (PyTorch's default initialisation, drawn one net after the
+            other). Their training losses are summed, so each net gets the gradient of its own
+            loss and keeps its own optimizer state; evaluation combines them (:func:`average`).
+            1: the net alone, exactly as without this switch. ``train/loss`` is the nets' mean
+            training loss; ``val/*`` and ``test/*`` are the combined prediction's.
+
+    Raises:
+        ValueError: ``ensemble`` is not a whole number >= 1.
 
     ``net``, ``optimizer`` and ``scheduler`` are not stored in the checkpoint's
     hyperparameters (a checkpoint holds tensors and plain values only, so torch's
@@ -101,12 +144,16 @@ class PairModule(pl.LightningModule):
         aux_weight: float = 0.0,
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
+        ensemble: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+            raise ValueError(f"model.ensemble={ensemble!r}: use a whole number >= 1 (nets trained side by side)")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net, self.make_optimizer, self.make_scheduler, self.aux_weight = net, optimizer, scheduler, aux_weight
+        self.nets = nn.ModuleList([net, *(reinitialised(net) for _ in range(ensemble - 1))])
+        self.make_optimizer, self.make_scheduler, self.aux_weight = optimizer, scheduler, aux_weight
         self.label_smoothing, self.ema_decay = label_smoothing, ema_decay
-        self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
+        self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "train_eval": [], "test": []}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
         self.validated: dict[str, float] = {}  # the last validation: its epoch (from 1) and metrics
 
@@ -125,18 +172,24 @@ class PairModule(pl.LightningModule):
         channels-last max-pooling backward has crashed on Apple's MPS).
         """
         if self.device.type == "cpu":
-            self.net.to(memory_format=torch.channels_last)
+            self.nets.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits or None)."""
-        return self.net(x)
+        """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits or None), all nets combined."""
+        return average([net(x) for net in self.nets], getattr(self.nets[0], "head", None))
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         x, target, classes = batch
-        logits, digits = self.net(x)
-        loss = pair_loss(logits, digits, target, classes, self.aux_weight, self.label_smoothing)
+        outputs = [net(x) for net in self.nets]
+        logits, digits = average(outputs, getattr(self.nets[0], "head", None))
+        if stage == "train":  # each net learns from its own loss; the sum adds nothing to a single net's
+            losses = [pair_loss(*out, target, classes, self.aux_weight, self.label_smoothing) for out in outputs]
+            loss = sum(losses[1:], losses[0])
+            shown = loss / len(losses)
+        else:
+            loss = shown = pair_loss(logits, digits, target, classes, self.aux_weight, self.label_smoothing)
         digit_pred = None if digits is None or stage == "train" else digits.argmax(-1)
-        self.outputs[stage].append((loss.detach() * len(x), predict(logits), target, digit_pred, classes))
+        self.outputs[stage].append((shown.detach() * len(x), predict(logits), target, digit_pred, classes))
         return loss
 
     def _epoch_metrics(self, stage: str) -> dict[str, float]:
@@ -159,7 +212,7 @@ class PairModule(pl.LightningModule):
         values = {k: v.item() for k, v in metrics.items()}
         if stage != "test" and not self.trainer.sanity_checking:
             for key in (f"{stage}/loss", f"{stage}/acc"):
-                self.history[key.replace("/", "_")].append(values[key])
+                self.history.setdefault(key.replace("/", "_"), []).append(values[key])
             if stage == "val":
                 self.validated = {"epoch": self.current_epoch + 1, **values}
         return values
@@ -179,11 +232,14 @@ class PairModule(pl.LightningModule):
                 f"train/loss is {loss} at epoch {self.current_epoch}: training diverged (model.lr={self.lr})"
             )
 
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Dataloader 0: the validation pairs; 1 (``data.eval_train``): the training pairs, as ``train_eval/*``."""
+        self._step(batch, "val" if dataloader_idx == 0 else "train_eval")
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_metrics("val")
+        if self.outputs["train_eval"]:
+            self._epoch_metrics("train_eval")
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._step(batch, "test")

@@ -165,7 +165,7 @@ class PairNet(nn.Module):
         self.offsets = tta_offsets(tta_shift)
         self.share_weights = share_weights
         first = branch if branch is not None else DigitConvNet()
-        self.branches = nn.ModuleList([first] if share_weights else [first, _reinitialised(first)])
+        self.branches = nn.ModuleList([first] if share_weights else [first, reinitialised(first)])
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, 14, 14) float32 -> (B, 2, 10) float32."""
@@ -184,7 +184,7 @@ class PairNet(nn.Module):
         return self.head(digits), digits
 
 
-def _reinitialised(module: nn.Module) -> nn.Module:
+def reinitialised(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` with fresh weights: ``reset_parameters()`` of each layer that has one.
 
     Raises:
@@ -196,7 +196,7 @@ def _reinitialised(module: nn.Module) -> nn.Module:
             layer.reset_parameters()
         elif any(True for _ in layer.parameters(recurse=False)):
             raise ValueError(
-                f"model.share_weights=false: {type(layer).__name__} holds weights but has no reset_parameters(), "
-                "so a second branch would start as a copy of the first; give it one"
+                f"{type(layer).__name__} holds weights but has no reset_parameters(), so a second copy "
+                "(model.share_weights=false, model.ensemble > 1) would start as the first; give it one"
             )
     return fresh
