@@ -40,8 +40,8 @@ def test_evaluate_prints_the_jobs_test_acc_exactly(job):
 def test_load_job_gives_the_trained_module_and_the_data_of_any_seed(job):
     module, datamodule = load_job(job)
     trained = torch.load(job / "checkpoints" / "final.ckpt", weights_only=True)["state_dict"]
-    assert all(torch.equal(v, trained[f"net.{k}"]) for k, v in module.net.state_dict().items())
-    assert len(module.net.branches) == 2 and datamodule.seed == 3 and datamodule.n_pairs == 60
+    assert all(torch.equal(v, trained[f"nets.0.{k}"]) for k, v in module.nets[0].state_dict().items())
+    assert len(module.nets[0].branches) == 2 and datamodule.seed == 3 and datamodule.n_pairs == 60
     _, other = load_job(job, seed=4)
     datamodule.setup("test"), other.setup("test")
     assert other.seed == 4 and not torch.equal(other.test.classes, datamodule.test.classes)

@@ -51,8 +51,8 @@ def test_aux_weight_one_leaves_the_learned_head_without_gradient(batch):
     module = PairModule(PairNet(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=1.0)
     loss = module.training_step((torch.randn(6, 2, 14, 14), target, classes), 0)
     loss.backward()
-    assert all(p.grad is None or not p.grad.any() for p in module.net.head.parameters())
-    assert any(p.grad.any() for p in module.net.branches.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in module.nets[0].head.parameters())
+    assert any(p.grad.any() for p in module.nets[0].branches.parameters())
 
 
 def test_optimizer_and_schedule_are_the_configs(make_cfg):
@@ -119,10 +119,55 @@ def _conv_weights(net):
 
 def test_nets_are_channels_last_only_when_training_on_the_cpu():
     cpu = PairModule(PairNet(), optimizer=partial(torch.optim.Adam))
-    assert all(w.is_contiguous() for w in _conv_weights(cpu.net))  # built in the default layout
+    assert all(w.is_contiguous() for w in _conv_weights(cpu.nets))  # built in the default layout
     cpu.setup("fit")
-    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(cpu.net))
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(cpu.nets))
     other = PairModule(PairNet(), optimizer=partial(torch.optim.Adam))
     other._device = torch.device("mps")  # as Lightning sets it before setup on Apple's GPU
     other.setup("fit")
-    assert all(not w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(other.net))
+    assert all(not w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(other.nets))
+
+
+def _train_steps(module: PairModule, steps: int = 3) -> None:
+    """A few plain optimisation steps on fixed random pairs (the same for every call)."""
+    g = torch.Generator().manual_seed(1)
+    classes = torch.randint(0, 10, (8, 2), generator=g)
+    batch = (torch.randn(8, 2, 14, 14, generator=g), (classes[:, 0] <= classes[:, 1]).long(), classes)
+    optimizer = module.configure_optimizers()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        module.training_step(batch, 0).backward()
+        optimizer.step()
+
+
+def test_an_ensemble_of_one_is_the_net_alone_and_each_member_trains_as_alone():
+    """ensemble=1 keeps the single net; in an ensemble of 2 the first net is built, trained and updated
+    exactly as the single one (bit for bit: the nets learn from their own losses), the second starts elsewhere."""
+    modules = {}
+    for k in (1, 2):
+        torch.manual_seed(0)
+        modules[k] = PairModule(PairNet(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=0.5, ensemble=k)
+    single, double = modules[1], modules[2]
+    assert len(single.nets) == 1 and len(double.nets) == 2
+    first, second = (dict(net.named_parameters()) for net in double.nets)
+    assert all(not torch.equal(first[k], second[k]) for k in first)  # independently initialised
+    _train_steps(single)
+    _train_steps(double)
+    assert all(torch.equal(p, first[k]) for k, p in single.nets[0].named_parameters())
+
+
+@pytest.mark.parametrize("head", ["probabilistic", "learned"])
+def test_an_ensemble_averages_the_digit_probabilities(head):
+    """Evaluation: digits = log of the nets' mean digit probabilities; a parameter-free head compares those,
+    a learned head's comparison probabilities are averaged."""
+    torch.manual_seed(0)
+    module = PairModule(PairNet(head=head), optimizer=partial(torch.optim.Adam, lr=1e-3), ensemble=3).eval()
+    x = torch.randn(5, 2, 14, 14)
+    logits, digits = module(x)
+    outputs = [net(x) for net in module.nets]
+    mean_p = torch.stack([F.softmax(d, -1) for _, d in outputs]).mean(0)
+    torch.testing.assert_close(digits.exp(), mean_p)
+    if head == "probabilistic":
+        torch.testing.assert_close(logits, module.nets[0].head(mean_p.log()))
+    else:
+        torch.testing.assert_close(logits.exp(), torch.stack([F.softmax(c, -1) for c, _ in outputs]).mean(0))

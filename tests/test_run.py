@@ -37,7 +37,7 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     checkpoint = torch.load(out / "checkpoints" / "final.ckpt", weights_only=True)  # torch's safe loader
     plain = {"aux_weight": cfg.model.aux_weight, "label_smoothing": cfg.model.get("label_smoothing", 0.0)}
     assert checkpoint["hyper_parameters"] == {**plain, "ema_decay": cfg.model.get("ema_decay")}
-    assert checkpoint["state_dict"].keys() == {f"net.{k}" for k in instantiate(cfg.model.module.net).state_dict()}
+    assert checkpoint["state_dict"].keys() == {f"nets.0.{k}" for k in instantiate(cfg.model.module.net).state_dict()}
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
 
