@@ -328,34 +328,43 @@ def paired_cells(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def comparisons(df: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+def comparisons(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Paired comparisons of test accuracy between groups (:func:`paired_table`), with their identities.
 
     With up to :data:`MAX_ALL_PAIRS` groups every pair, a above b in the summary's order (higher
-    mean test accuracy first); with more (a grid), the group with the best mean validation
-    accuracy against each other group, so the reference is never chosen on test data.
+    mean test accuracy first); with more (a grid), the first group of :func:`by_validation` (a
+    grid's winner) against each other group, so the reference is never chosen on test data.
     """
     if len(summary) <= MAX_ALL_PAIRS:
         pairs = list(itertools.combinations(summary["group"], 2))
     else:
-        reference = summary.sort_values("val_acc_mean", ascending=False, kind="mergesort")["group"].iloc[0]
+        reference = by_validation(summary, keys)["group"].iloc[0]
         pairs = [(reference, g) for g in summary["group"] if g != reference]
     label, ids = summary["label"], summary["identity"]
     table = paired_table([(label[a], seed_values(df, a), label[b], seed_values(df, b)) for a, b in pairs])
     return table.assign(identity_a=[ids[a] for a, _ in pairs], identity_b=[ids[b] for _, b in pairs])
 
 
-def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Rank the groups of each model by mean validation accuracy, highest first.
+def by_validation(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The groups' keys and :data:`SELECTION_COLUMNS` (with ``group``), best on validation first.
 
-    Ties go to the smaller validation std, then to the key order. Returns ``group``, the
-    group keys, :data:`SELECTION_COLUMNS` and ``rank`` (1 = selected), rows ordered by model
-    then rank.
+    Order: the higher mean validation accuracy (rounded to :data:`~pairmnist.analysis.stats.DECIMALS`,
+    so means equal but for float noise tie), then the smaller validation std, then the group keys'
+    order (:func:`sort_key`): a fixed order that reads no test number.
     """
     view = summary[["group", *keys, *SELECTION_COLUMNS]].sort_values(keys, kind="mergesort", key=sort_key)
-    by_score = ["val_acc_mean", "val_acc_std"]
-    view = view.sort_values(by_score, ascending=[False, True], na_position="last", kind="mergesort")
-    view = view.sort_values("model", kind="mergesort", ignore_index=True)
+    score = view.assign(score=view["val_acc_mean"].round(stats.DECIMALS))
+    order = score.sort_values(["score", "val_acc_std"], ascending=[False, True], na_position="last", kind="mergesort")
+    return view.loc[order.index]
+
+
+def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rank the groups of each model by :func:`by_validation`'s order.
+
+    Returns ``group``, the group keys, :data:`SELECTION_COLUMNS` and ``rank`` (1 = selected),
+    rows ordered by model then rank.
+    """
+    view = by_validation(summary, keys).sort_values("model", kind="mergesort", ignore_index=True)
     return view.assign(rank=view.groupby("model").cumcount() + 1)
 
 
@@ -585,7 +594,7 @@ def analyse(jobs: Jobs, title: str) -> Report:
     ranking = ranking_markdown(ranked, summary, keys, chosen, title) if chosen else ""
     if unranked:
         ranking = "\n".join([ranking, *(f"No ranking of {m}: {why}." for m, why in unranked.items())]).strip()
-    report = Report(jobs, df, keys, summary, comparisons(df, summary), chosen, ranking)
+    report = Report(jobs, df, keys, summary, comparisons(df, summary, keys), chosen, ranking)
     report.markdown = summary_markdown(report, title)
     return report
 

@@ -92,14 +92,15 @@ def load(results_dir: str | Path) -> Sweeps:
 
 
 def side(sweeps: Sweeps, name: str, model: str) -> tuple[str, dict[int, float]]:
-    """The label and seed -> test accuracy of the best-on-validation group of ``model`` in sweep ``name``;
-    no seeds (so not comparable) when the sweep or the model is missing."""
+    """The label and seed -> test accuracy of ``model``'s best group on validation in sweep ``name``
+    (:func:`~pairmnist.analysis.report.by_validation`); no seeds (so not comparable) when the sweep or the
+    model is missing."""
     analysis = sweeps[name][1] if name in sweeps else None
     groups = analysis.summary.query("model == @model") if analysis else pd.DataFrame()
     if groups.empty:
         return f"{model} (missing)", {}
-    top = groups.sort_values("val_acc_mean", ascending=False, kind="mergesort").iloc[0]
-    return top["label"], report.seed_values(analysis.df, top["group"])
+    top = report.by_validation(groups, analysis.keys)["group"].iloc[0]
+    return analysis.summary.set_index("group").loc[top, "label"], report.seed_values(analysis.df, top)
 
 
 def versus(name: str, meta: dict[str, Any], sweeps: Sweeps) -> pd.DataFrame:
