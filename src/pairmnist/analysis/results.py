@@ -212,23 +212,30 @@ def ingredients_markdown(sweeps: Sweeps) -> list[str]:
 
 
 def claims_markdown(sweeps: Sweeps, figures: str = "figures") -> list[str]:
-    """The section on the original report's claims (:mod:`pairmnist.analysis.claims`); none
-    unless every sweep it reads is stored."""
+    """The section on the original report's claims (:mod:`pairmnist.analysis.claims`); none unless every
+    sweep of :data:`~pairmnist.analysis.claims.NEEDED` is stored (:data:`~pairmnist.analysis.claims.RAW`'s
+    rows say so when it is not)."""
     if not all(name in sweeps for name in claims.NEEDED):
         return []
-    records = {name: sweeps[name][1].jobs.records for name in claims.NEEDED}
+    records = {name: sweeps[name][1].jobs.records for name in sweeps if name in (*claims.NEEDED, claims.RAW)}
     return [
         "",
         "## The original report's claims, tested",
         "",
         "Each claim in this project's words (docs/STUDY.md), the measurement that tests it over the seeds, the "
-        "estimate with its 95 % CI, the p-value (paired t-test; Pitman–Morgan for C2) and Holm-adjusted over the "
-        "table, and a verdict by the rule it states.",
+        "estimate with its 95 % CI, the p-value and the same Holm-adjusted over the table, and a verdict by the rule "
+        'it states (`pairmnist.analysis.claims`): "higher" needs the paired 95 % CI above 0 (p: paired t-test); '
+        '"about", "near", "reaches" and "as good as" need an equivalence test with the margin the row '
+        "names (TOST: the 90 % CI inside it; p: TOST's), never a difference that is not significant; a claim made "
+        "at several training sizes gets one verdict, its p-values Holm-adjusted over the sizes (C2: Pitman–Morgan), "
+        "and \"not shown\" when no adjusted test rejects. C5's verdict is the raw-pixel rows' (the report's input); "
+        "the standardised rows are this project's input, for comparison.",
         "",
         claims.claims_table(claims.claims(records)),
         "",
         "By training size (`python src/run.py -m experiment=data_scaling`; the same 1000 test pairs per seed at "
-        "every size; mean and 95 % CI in %, paired differences in points):",
+        "every size; mean and 95 % CI in %, paired differences in points; TOST of siamese(n) − twin(2n) within "
+        "±1 point, and the Pitman–Morgan sd ratio, each p also Holm-adjusted over the sizes):",
         "",
         claims.scaling_table(records["data_scaling"]),
         "",
