@@ -48,6 +48,25 @@ def test_results_markdown_figures_and_readme_block(tmp_path):
     assert (tmp_path / "RESULTS.md").read_text() == before and readme.read_text() == text  # stable
 
 
+def test_rows_from_different_cpus_name_them_and_a_difference_across_cpus_says_so(tmp_path):
+    stored = _sweeps(tmp_path)
+    for name, cpu in (("study", "AMD EPYC"), ("plus", "Intel Xeon")):
+        jobs = stored / name / "jobs.jsonl"
+        lines = jobs.read_text().splitlines()
+        jobs.write_text("".join(json.dumps({**json.loads(line), "cpu": cpu}) + "\n" for line in lines))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.README_BEGIN}\n{results.README_END}\n")
+    assert main(["--results", str(stored), "--readme", str(readme)]) == 0
+    md, block = unpadded((tmp_path / "RESULTS.md").read_text()), unpadded(readme.read_text())
+    across = [line for text in (md, block) for line in text.splitlines() if "| study: siamese |" in line]
+    assert len(across) == 2 and all(line.endswith("| Intel Xeon vs AMD EPYC (across CPUs) |") for line in across)
+    within = [line for line in block.splitlines() if line.startswith("| study | siamese | twin |")]
+    assert len(within) == 1 and within[0].endswith("| AMD EPYC |")  # one CPU, said per row in a mixed table
+    study_only = md.partition("## study")[2].partition("## plus")[0]
+    assert "CPU" not in study_only  # a table from one CPU is as before
+    assert "| study | 10 | 1.0 min | AMD EPYC |" in md and "| plus | 5 | 0.5 min | Intel Xeon |" in md
+
+
 def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
     stored = _sweeps(tmp_path / "stored")
     same = _sweeps(tmp_path / "same")
