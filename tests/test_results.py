@@ -6,11 +6,16 @@ import json
 import re
 import shutil
 
+import pytest
 from conftest import ROOT, unpadded
 from test_report import write_job
 
 from pairmnist.analysis import results
 from pairmnist.analysis.results import main
+
+NUMBER = r"\d+(?:\.\d+)?"
+# 78.5 %, 78–82 %, 90.30 ± 1.62 %, and an accuracy without its unit: 92.49 ± 0.79
+PERCENTAGE = rf"{NUMBER}(?:\s?[–±-]\s?{NUMBER})?\s?%|{NUMBER} ± {NUMBER}"
 
 
 def _sweeps(root, shift=0.0):
@@ -48,6 +53,25 @@ def test_results_markdown_figures_and_readme_block(tmp_path):
     assert (tmp_path / "RESULTS.md").read_text() == before and readme.read_text() == text  # stable
 
 
+def test_rows_from_different_cpus_name_them_and_a_difference_across_cpus_says_so(tmp_path):
+    stored = _sweeps(tmp_path)
+    for name, cpu in (("study", "AMD EPYC"), ("plus", "Intel Xeon")):
+        jobs = stored / name / "jobs.jsonl"
+        lines = jobs.read_text().splitlines()
+        jobs.write_text("".join(json.dumps({**json.loads(line), "cpu": cpu}) + "\n" for line in lines))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.README_BEGIN}\n{results.README_END}\n")
+    assert main(["--results", str(stored), "--readme", str(readme)]) == 0
+    md, block = unpadded((tmp_path / "RESULTS.md").read_text()), unpadded(readme.read_text())
+    across = [line for text in (md, block) for line in text.splitlines() if "| study: siamese |" in line]
+    assert len(across) == 2 and all(line.endswith("| Intel Xeon vs AMD EPYC (across CPUs) |") for line in across)
+    within = [line for line in block.splitlines() if line.startswith("| study | siamese | twin |")]
+    assert len(within) == 1 and within[0].endswith("| AMD EPYC |")  # one CPU, said per row in a mixed table
+    study_only = md.partition("## study")[2].partition("## plus")[0]
+    assert "CPU" not in study_only  # a table from one CPU is as before
+    assert "| study | 10 | 1.0 min | AMD EPYC |" in md and "| plus | 5 | 0.5 min | Intel Xeon |" in md
+
+
 def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
     stored = _sweeps(tmp_path / "stored")
     same = _sweeps(tmp_path / "same")
@@ -62,14 +86,36 @@ def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
     assert "SOME fresh means lie outside" in capsys.readouterr().out
 
 
-def test_committed_results_regenerate_byte_identical(tmp_path):
-    docs = tmp_path / "docs"
-    shutil.copytree(ROOT / "docs" / "results", docs / "results")
-    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
-    results.write_results(docs / "results", tmp_path / "README.md")
-    assert (docs / "RESULTS.md").read_bytes() == (ROOT / "docs" / "RESULTS.md").read_bytes()
-    assert (tmp_path / "README.md").read_bytes() == (ROOT / "README.md").read_bytes()
-    md = (ROOT / "docs" / "RESULTS.md").read_text()
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    """A copy of docs/results and README.md, and every file ``python src/report.py --results`` writes from them."""
+    root = tmp_path_factory.mktemp("regenerated")
+    shutil.copytree(ROOT / "docs" / "results", root / "docs" / "results")
+    shutil.copy(ROOT / "README.md", root / "README.md")
+    return root, results.write_results(root / "docs" / "results", root / "README.md")
+
+
+def test_committed_results_regenerate_byte_for_byte(regenerated):
+    root, written = regenerated
+    assert {"RESULTS.md", "README.md", results.CLAIMS_FIGURE, "study_curves.png"} <= {p.name for p in written}
+    for path in written:  # RESULTS.md, every figure, the README with its block
+        relative = path.relative_to(root)
+        assert path.read_bytes() == (ROOT / relative).read_bytes(), f"{relative} differs from its records"
+
+
+def test_no_percentage_typed_by_hand_outside_the_generated_block(regenerated):
+    # A percentage in README.md or docs/STUDY.md, outside the generated block, is the original report's (its
+    # table in docs/STUDY.md) or a number of the tables generated from the stored records (identities and
+    # commands, in backquotes, left out).
+    root, _ = regenerated
+    generated = (root / "docs" / "RESULTS.md").read_text() + (root / "README.md").read_text()
+    tables = re.sub(r"`[^`]*`", "", "\n".join(line for line in generated.splitlines() if line.startswith("|")))
+    study = (ROOT / "docs/STUDY.md").read_text()
+    reference = study.partition("## The original report's numbers")[2].partition("\n\n|")[2].partition("\n\n")[0]
+    known = set(re.findall(NUMBER, tables)) | set(re.findall(NUMBER, reference))
     readme = (ROOT / "README.md").read_text()
-    for number in re.findall(r"\d+\.\d+ ?%|\d+\.\d\d ± \d+\.\d\d", readme):  # every accuracy figure of the README
-        assert number.rstrip(" %") in md, number
+    outside = readme.partition(results.README_BEGIN)[0] + readme.partition(results.README_END)[2]
+    for name, text in (("README.md", outside), ("docs/STUDY.md", study)):
+        for found in re.finditer(PERCENTAGE, text):
+            numbers = re.findall(NUMBER, found[0])
+            assert set(numbers) <= known, f"{name}: {found[0]!r} is neither the original report's nor in the records"

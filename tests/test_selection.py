@@ -48,6 +48,25 @@ def test_selection_follows_validation_not_test(tmp_path):
     assert "no gradient at aux_weight=1" in ranking  # shown, not dropped
 
 
+def test_a_tie_on_validation_is_broken_without_test_numbers_and_everything_agrees_on_the_winner(tmp_path):
+    # lr 1e-2 and 1e-3 tie on mean validation accuracy; 1e-3 has the better test accuracy and comes first in
+    # the key order, 1e-2 the smaller validation std, so 1e-2 wins. 1e-4 and 3e-4 tie on mean and std: the
+    # key order (1e-4 first) decides, though 3e-4 tests better. Seven groups: the comparisons have one reference.
+    vals = {1e-2: (0.95, 0.95, 0.90), 1e-3: (0.94, 0.96, 0.99), 1e-4: (0.90, 0.90, 0.85), 3e-4: (0.90, 0.90, 0.95)}
+    vals |= {lr: (0.8, 0.8 + lr, 0.8) for lr in (2e-5, 3e-5, 5e-5)}
+    for lr, (val0, val1, test) in vals.items():
+        for seed, val in ((1000, val0), (1001, val1)):
+            write_job(tmp_path, f"{lr}_{seed}", seed=seed, lr=lr, val_acc=val, test_acc=test)
+    report = write_report(tmp_path)
+    summary = report.summary.set_index("model.lr")
+    winner = summary.loc[1e-2, "identity"]
+    assert summary["test_acc_mean"].idxmax() != 1e-2  # the test set would have picked another
+    assert report.best["siamese"]["identity"] == winner
+    assert yaml.safe_load((tmp_path / "best.yaml").read_text())["siamese"]["identity"] == winner
+    assert set(report.comparisons["identity_a"]) == {winner} and len(report.comparisons) == 6
+    assert rank(report.summary, report.keys)["model.lr"].tolist()[:4] == [1e-2, 1e-3, 1e-4, 3e-4]
+
+
 def test_rank_reads_only_keys_and_validation_columns(tmp_path):
     for seed in (1, 2):
         write_job(tmp_path, f"a{seed}", seed=seed, lr=1e-2, val_acc=0.9 + seed / 100)

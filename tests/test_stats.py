@@ -28,6 +28,22 @@ def test_paired_t_matches_the_textbook_sleep_example():
     assert (result.wins_a, result.wins_b, result.ties) == (9, 0, 1)
 
 
+def test_equivalence_is_two_one_sided_tests_and_the_90_percent_interval():
+    d = [b - a for a, b in zip(DRUG1, DRUG2, strict=True)]
+    # one side alone is the paired t-test's one-sided p: R's two-sided 0.002833, halved
+    assert stats.equivalence(d, 0.0, math.inf).p == pytest.approx(0.002833 / 2, abs=1e-6)
+    # the 90 % interval: 1.58 ± t(9, 0.95) 1.833113 · s 1.229995 / sqrt(10) = [0.867, 2.293] (tables)
+    inside = stats.equivalence(d, 0.86, 2.30)
+    assert (inside.ci_low, inside.ci_high) == pytest.approx((0.86700, 2.29300), abs=1e-4)
+    assert inside.shown and inside.p < 0.05  # the 90 % interval inside the margin: equivalence shown
+    for low, high in ((0.88, 2.30), (0.86, 2.28)):  # one end outside: not shown, however small the gap
+        outside = stats.equivalence(d, low, high)
+        assert not outside.shown and outside.p > 0.05
+    same = stats.equivalence([0.02, 0.02, 0.02], 0.01, 0.03)  # no spread: the common value decides
+    assert same.shown and math.isnan(same.p) and not stats.equivalence([0.02] * 3, 0.03, 0.05).shown
+    assert stats.equivalence([0.1], 0, 1) is None
+
+
 def test_wilcoxon_matches_exact_hand_counts():
     # n = 5 differences, no ties: 2**5 equally likely sign patterns under H0.
     all_positive = stats.paired({i: d for i, d in enumerate([1, 2, 3, 4, 5])}, dict.fromkeys(range(5), 0))

@@ -19,9 +19,10 @@ from __future__ import annotations
 import itertools
 import math
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import yaml
@@ -132,10 +133,13 @@ def untrained_head(config: dict[str, Any]) -> bool:
 
 
 def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per finished job: ``model``, RESULTS, ``job``, ``overrides``, ``identity``,
-    ``untrained_head``, ``n_test_pairs`` (``data.n_test_pairs``, else ``data.n_pairs``) and the
-    flattened identity config (``model.lr``, ``data.n_pairs``, ...; the seed is not part of it)."""
-    df = pd.DataFrame([{k: r.get(k) for k in ["model", *RESULTS, "job", "overrides", "identity"]} for r in records])
+    """One row per finished job: ``model``, RESULTS, ``job``, ``overrides``, ``identity``, ``cpu`` (the
+    record's CPU model, None when it has none), ``untrained_head``, ``n_test_pairs`` (``data.n_test_pairs``,
+    else ``data.n_pairs``) and the flattened identity config (``model.lr``, ``data.n_pairs``, ...; the seed
+    is not part of it)."""
+    df = pd.DataFrame(
+        [{k: r.get(k) for k in ["model", *RESULTS, "job", "overrides", "identity", "cpu"]} for r in records]
+    )
     df[RESULTS[1:]] = df[RESULTS[1:]].apply(pd.to_numeric)  # a null (shallow's digit accuracy) is NaN
     df["untrained_head"] = [untrained_head(r["config"]) for r in records]
     data = [r["config"].get("data") or {} for r in records]
@@ -195,6 +199,11 @@ def sort_key(column: pd.Series) -> pd.Series:
     return column.map(lambda v: (1, v) if isinstance(v, str) else (2, "") if pd.isna(v) else (0, v))
 
 
+def cpu_text(cpus: Iterable[str | None]) -> str:
+    """The CPU models among ``cpus`` (records' ``cpu``), sorted and comma-separated; empty when none is named."""
+    return ", ".join(sorted({c for c in cpus if isinstance(c, str) and c}))
+
+
 def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per identity, sorted by mean test accuracy (highest first).
 
@@ -203,7 +212,8 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     interval of the mean test accuracy over seeds (:func:`pairmnist.analysis.stats.t_interval`);
     ``test_noise`` is the binomial standard error of one run's test accuracy at the group's
     mean, on its ``n_test_pairs`` test pairs (:func:`pairmnist.analysis.stats.binomial_se`);
-    ``fit_seconds_*`` are wall-clock seconds of ``Trainer.fit``; ``label`` is :func:`labels`'.
+    ``fit_seconds_*`` are wall-clock seconds of ``Trainer.fit``; ``label`` is :func:`labels`'; ``cpu`` the
+    CPU models its jobs ran on (comma-separated, empty when the records do not say).
     Adds a ``group`` number column to ``df`` and to the summary (not written to summary.csv).
     """
     grouped = df.groupby("identity", sort=False)
@@ -215,6 +225,7 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     summary = pd.concat([firsts, test.rename(columns={"test_acc_size": "n_runs"}), rest], axis=1)
     summary = summary.assign(test_acc_ci_low=ci.str[0], test_acc_ci_high=ci.str[1], label=labels(df))
     summary["seeds"] = grouped["seed"].apply(lambda s: seed_text(s.tolist()))
+    summary["cpu"] = grouped["cpu"].apply(cpu_text)
     summary["test_noise"] = stats.binomial_se(summary["test_acc_mean"], summary["n_test_pairs"])
     summary = summary.reset_index().sort_values(keys, kind="mergesort", key=sort_key)
     summary = summary.sort_values("test_acc_mean", ascending=False, kind="mergesort", ignore_index=True)
@@ -257,9 +268,15 @@ def mean_std(table: pd.DataFrame, column: str) -> list[str]:
     return [cell(m, ".2f") + ("" if pd.isna(s) else f" ± {s:.2f}") for m, s in zip(means, stds, strict=True)]
 
 
+def several_cpus(cpus: Iterable[str]) -> bool:
+    """Whether ``cpus`` (``cpu`` cells of :func:`summarize`: comma-separated CPU models) name more than one."""
+    return len({c for text in cpus for c in text.split(", ") if c}) > 1
+
+
 def group_cells(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The groups in percent: mean ± sample std, 95 % CI (with :func:`~pairmnist.analysis.stats.ci_caveat`'s
-    note), test-set noise, min–max, digit and validation accuracy, parameters, fit seconds, identity."""
+    note), test-set noise, min–max, digit and validation accuracy, parameters, fit seconds, the CPU (only when
+    the groups ran on different CPUs), identity."""
     s = summary
     cis = zip(s["test_acc_ci_low"], s["test_acc_ci_high"], s["n_runs"], strict=True)
     caveats = [(interval(100 * lo, 100 * hi), stats.ci_caveat(lo, hi, n)) for lo, hi, n in cis]
@@ -275,29 +292,46 @@ def group_cells(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             "val acc %": mean_std(s, "val_acc"),
             "params": [cell(float(n), ".0f") for n in s["n_params"]],
             "fit s": [cell(x, ".1f") for x in s["fit_seconds_mean"]],
+            **({"CPU": s["cpu"]} if several_cpus(s["cpu"]) else {}),  # fit seconds and numbers depend on it
             "identity": "`" + s["identity"] + "`",
         }
     )
 
 
-def paired_table(pairs: list[tuple[str, dict[int, float], str, dict[int, float]]]) -> pd.DataFrame:
+class Side(NamedTuple):
+    """One side of a paired comparison: its label, seed -> accuracy (fractions), CPU (:func:`summarize`'s ``cpu``)."""
+
+    label: str
+    seeds: dict[int, float]
+    cpu: str = ""
+
+
+def side(summary: pd.DataFrame, df: pd.DataFrame, group: int) -> Side:
+    """The :class:`Side` of ``group``: its label, its seeds' test accuracies and its CPU."""
+    row = summary.set_index("group").loc[group]
+    return Side(row["label"], seed_values(df, group), row["cpu"])
+
+
+def paired_table(pairs: list[tuple[Side, Side]]) -> pd.DataFrame:
     """Paired comparisons a − b on the seeds both have (:func:`pairmnist.analysis.stats.paired`).
 
     Args:
-        pairs: (label a, seed -> accuracy of a, label b, seed -> accuracy of b), accuracies as fractions.
+        pairs: (a, b), each a :class:`Side` (accuracies as fractions).
 
     Returns:
         One row per pair: :data:`PAIRED_COLUMNS` with the difference and its CI in percentage
         points (``diff_points``, ``ci_low_points``, ``ci_high_points``), and ``p_ttest_holm``,
-        ``p_wilcoxon_holm``: the p-values Holm-adjusted over the rows (:func:`~pairmnist.analysis.stats.holm`).
-        A pair sharing fewer than 2 seeds gets ``n_seeds``, the note :data:`NOT_COMPARABLE` and no statistics.
+        ``p_wilcoxon_holm``: the p-values Holm-adjusted over the rows (:func:`~pairmnist.analysis.stats.holm`);
+        each side's CPU (``cpu_a``, ``cpu_b``) and ``across_cpus``: whether the pair crosses CPUs. A pair
+        sharing fewer than 2 seeds gets ``n_seeds``, the note :data:`NOT_COMPARABLE` and no statistics.
     """
     rows = []
-    for a, x, b, y in pairs:
-        result = stats.paired(x, y)
-        fields = result.as_dict() if result else {"n_seeds": len(set(x) & set(y)), "note": NOT_COMPARABLE}
-        rows.append({"a": a, "b": b, "note": "", **fields})
-    table = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    for a, b in pairs:
+        result = stats.paired(a.seeds, b.seeds)
+        fields = result.as_dict() if result else {"n_seeds": len(set(a.seeds) & set(b.seeds)), "note": NOT_COMPARABLE}
+        cpus = {"cpu_a": a.cpu, "cpu_b": b.cpu, "across_cpus": a.cpu != b.cpu or several_cpus([a.cpu])}
+        rows.append({"a": a.label, "b": b.label, "note": "", **fields, **cpus})
+    table = pd.DataFrame(rows, columns=[*PAIRED_COLUMNS, "cpu_a", "cpu_b", "across_cpus"])
     table[["mean_diff", "ci_low", "ci_high"]] *= 100
     table = table.rename(columns={"mean_diff": "diff_points", "ci_low": "ci_low_points", "ci_high": "ci_high_points"})
     for test in ("p_ttest", "p_wilcoxon"):
@@ -307,10 +341,13 @@ def paired_table(pairs: list[tuple[str, dict[int, float], str, dict[int, float]]
 
 def paired_cells(table: pd.DataFrame) -> pd.DataFrame:
     """A :func:`paired_table` as text: the difference and its CI signed, in points; a pair not
-    comparable says so in place of its difference."""
+    comparable says so in place of its difference. When its rows ran on more than one CPU, a ``CPU``
+    column gives each row's, a difference across CPUs marked as such."""
     t = table.reset_index(drop=True)
     cis = zip(t["ci_low_points"], t["ci_high_points"], strict=True)
     wins = zip(t["wins_a"], t["wins_b"], t["ties"], strict=True)
+    sides = zip(t["cpu_a"], t["cpu_b"], t["across_cpus"], strict=True)
+    cpus = [f"{a} vs {b} (across CPUs)" if across else a for a, b, across in sides]
     return pd.DataFrame(
         {
             "a": t["a"],
@@ -324,38 +361,48 @@ def paired_cells(table: pd.DataFrame) -> pd.DataFrame:
             "wins a:b": [
                 "" if pd.isna(a) else f"{a:.0f}:{b:.0f}" + (f" ({n:.0f} tied)" if n else "") for a, b, n in wins
             ],
+            **({"CPU": cpus} if several_cpus([*t["cpu_a"], *t["cpu_b"]]) else {}),
         }
     )
 
 
-def comparisons(df: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+def comparisons(df: pd.DataFrame, summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Paired comparisons of test accuracy between groups (:func:`paired_table`), with their identities.
 
     With up to :data:`MAX_ALL_PAIRS` groups every pair, a above b in the summary's order (higher
-    mean test accuracy first); with more (a grid), the group with the best mean validation
-    accuracy against each other group, so the reference is never chosen on test data.
+    mean test accuracy first); with more (a grid), the first group of :func:`by_validation` (a
+    grid's winner) against each other group, so the reference is never chosen on test data.
     """
     if len(summary) <= MAX_ALL_PAIRS:
         pairs = list(itertools.combinations(summary["group"], 2))
     else:
-        reference = summary.sort_values("val_acc_mean", ascending=False, kind="mergesort")["group"].iloc[0]
+        reference = by_validation(summary, keys)["group"].iloc[0]
         pairs = [(reference, g) for g in summary["group"] if g != reference]
-    label, ids = summary["label"], summary["identity"]
-    table = paired_table([(label[a], seed_values(df, a), label[b], seed_values(df, b)) for a, b in pairs])
+    ids = summary["identity"]
+    table = paired_table([(side(summary, df, a), side(summary, df, b)) for a, b in pairs])
     return table.assign(identity_a=[ids[a] for a, _ in pairs], identity_b=[ids[b] for _, b in pairs])
 
 
-def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Rank the groups of each model by mean validation accuracy, highest first.
+def by_validation(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The groups' keys and :data:`SELECTION_COLUMNS` (with ``group``), best on validation first.
 
-    Ties go to the smaller validation std, then to the key order. Returns ``group``, the
-    group keys, :data:`SELECTION_COLUMNS` and ``rank`` (1 = selected), rows ordered by model
-    then rank.
+    Order: the higher mean validation accuracy (rounded to :data:`~pairmnist.analysis.stats.DECIMALS`,
+    so means equal but for float noise tie), then the smaller validation std, then the group keys'
+    order (:func:`sort_key`): a fixed order that reads no test number.
     """
     view = summary[["group", *keys, *SELECTION_COLUMNS]].sort_values(keys, kind="mergesort", key=sort_key)
-    by_score = ["val_acc_mean", "val_acc_std"]
-    view = view.sort_values(by_score, ascending=[False, True], na_position="last", kind="mergesort")
-    view = view.sort_values("model", kind="mergesort", ignore_index=True)
+    score = view.assign(score=view["val_acc_mean"].round(stats.DECIMALS))
+    order = score.sort_values(["score", "val_acc_std"], ascending=[False, True], na_position="last", kind="mergesort")
+    return view.loc[order.index]
+
+
+def rank(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rank the groups of each model by :func:`by_validation`'s order.
+
+    Returns ``group``, the group keys, :data:`SELECTION_COLUMNS` and ``rank`` (1 = selected),
+    rows ordered by model then rank.
+    """
+    view = by_validation(summary, keys).sort_values("model", kind="mergesort", ignore_index=True)
     return view.assign(rank=view.groupby("model").cumcount() + 1)
 
 
@@ -585,7 +632,7 @@ def analyse(jobs: Jobs, title: str) -> Report:
     ranking = ranking_markdown(ranked, summary, keys, chosen, title) if chosen else ""
     if unranked:
         ranking = "\n".join([ranking, *(f"No ranking of {m}: {why}." for m, why in unranked.items())]).strip()
-    report = Report(jobs, df, keys, summary, comparisons(df, summary), chosen, ranking)
+    report = Report(jobs, df, keys, summary, comparisons(df, summary, keys), chosen, ranking)
     report.markdown = summary_markdown(report, title)
     return report
 

@@ -91,15 +91,16 @@ def load(results_dir: str | Path) -> Sweeps:
     return {name: (meta, analysis) for _, name, meta, analysis in sorted(found, key=lambda f: f[:2])}
 
 
-def side(sweeps: Sweeps, name: str, model: str) -> tuple[str, dict[int, float]]:
-    """The label and seed -> test accuracy of the best-on-validation group of ``model`` in sweep ``name``;
-    no seeds (so not comparable) when the sweep or the model is missing."""
+def side(sweeps: Sweeps, name: str, model: str) -> report.Side:
+    """The :class:`~pairmnist.analysis.report.Side` of ``model``'s best group on validation in sweep ``name``
+    (:func:`~pairmnist.analysis.report.by_validation`); no seeds (so not comparable) when the sweep or the
+    model is missing."""
     analysis = sweeps[name][1] if name in sweeps else None
     groups = analysis.summary.query("model == @model") if analysis else pd.DataFrame()
     if groups.empty:
-        return f"{model} (missing)", {}
-    top = groups.sort_values("val_acc_mean", ascending=False, kind="mergesort").iloc[0]
-    return top["label"], report.seed_values(analysis.df, top["group"])
+        return report.Side(f"{model} (missing)", {})
+    top = report.by_validation(groups, analysis.keys)["group"].iloc[0]
+    return report.side(analysis.summary, analysis.df, top)
 
 
 def versus(name: str, meta: dict[str, Any], sweeps: Sweeps) -> pd.DataFrame:
@@ -107,19 +108,25 @@ def versus(name: str, meta: dict[str, Any], sweeps: Sweeps) -> pd.DataFrame:
     pairs = []
     for model, _, target in (entry.partition("=") for entry in meta.get("versus", [])):
         other, _, other_model = target.partition(":")
-        b, b_seeds = side(sweeps, other, other_model)
-        pairs.append((*side(sweeps, name, model), f"{other}: {b}", b_seeds))
+        b = side(sweeps, other, other_model)
+        pairs.append((side(sweeps, name, model), b._replace(label=f"{other}: {b.label}")))
     return report.paired_table(pairs)
 
 
+def cpus(analysis: report.Report) -> str:
+    """The CPU models a sweep's jobs ran on (:func:`~pairmnist.analysis.report.cpu_text`)."""
+    return report.cpu_text(r.get("cpu") for r in analysis.jobs.records)
+
+
 def time_table(sweeps: Sweeps) -> str:
-    """Each sweep's jobs, wall-clock minutes (measured by scripts/reproduce.sh), date and command."""
-    table = pd.DataFrame([{"sweep": name, **meta} for name, (meta, _) in sweeps.items()])
+    """Each sweep's jobs, wall-clock minutes (measured by scripts/reproduce.sh), CPU, date and command."""
+    table = pd.DataFrame([{"sweep": name, **meta, "CPU": cpus(a)} for name, (meta, a) in sweeps.items()])
     total = {"sweep": "all of them", "jobs": table["jobs"].sum(), "seconds": table["seconds"].sum(), "date": ""}
-    table = pd.concat([table, pd.DataFrame([total | {"command": "bash scripts/reproduce.sh"}])], ignore_index=True)
+    total |= {"CPU": report.cpu_text(", ".join(table["CPU"]).split(", ")), "command": "bash scripts/reproduce.sh"}
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     table["wall-clock"] = [f"{s / 60:.1f} min" for s in table["seconds"]]
     table["command"] = "`" + table["command"] + "`"
-    return report.markdown(table[["sweep", "jobs", "wall-clock", "date", "command"]])
+    return report.markdown(table[["sweep", "jobs", "wall-clock", "CPU", "date", "command"]])
 
 
 def results_markdown(sweeps: Sweeps) -> str:
@@ -186,23 +193,35 @@ def ingredients_markdown(sweeps: Sweeps) -> list[str]:
     picked = [(study, study.summary.query("model == 'siamese'")), (recipe, recipe.summary)]
     picked += [(parts, parts.summary.sort_values("label"))]
     rows = pd.concat([s for _, s in picked], ignore_index=True)
-    seeds = [report.seed_values(analysis.df, g) for analysis, s in picked for g in s["group"]]
+    sides = [report.side(analysis.summary, analysis.df, g) for analysis, s in picked for g in s["group"]]
+    effect = report.paired_table([(sides[1], row) for row in sides])
+    diff = report.paired_cells(effect)[["a − b (points)", "95 % CI", "p (t)"]]
+    diff.loc[effect["across_cpus"], "a − b (points)"] += " (across CPUs)"
+    diff.iloc[1] = ""  # the recipe against itself
+    cells = report.group_cells(rows, [])
     names = ["the report's siamese (study)", "siamese_plus, the whole recipe"]
     names += ["without " + label.partition("without=")[2].replace("_", " ") for label in rows["label"][2:]]
-    effect = report.paired_table([("recipe", seeds[1], name, s) for name, s in zip(names, seeds, strict=True)])
-    effect = report.paired_cells(effect)[["a − b (points)", "95 % CI", "p (t)"]]
-    effect.iloc[1] = ""  # the recipe against itself
-    cells = report.group_cells(rows, [])
-    table = pd.concat([cells[["runs", "test acc %", "95 % CI"]], effect, cells[["fit s"]]], axis=1)
-    table.columns = ["runs", "test acc %", "95 % CI", "recipe − row (points)", "95 % CI", "p (t)", "fit s per run"]
-    table.insert(0, "model", names)
+    table = pd.DataFrame(
+        {
+            "model": names,
+            "runs": cells["runs"],
+            "test acc %": cells["test acc %"],
+            "95 % CI": cells["95 % CI"],
+            "recipe − row (points)": diff["a − b (points)"],
+            "its 95 % CI": diff["95 % CI"],
+            "p (t)": diff["p (t)"],
+            "fit s per run": cells["fit s"],
+            "CPU": rows["cpu"],
+        }
+    )
     return [
         "",
         "## What each ingredient of siamese_plus buys",
         "",
         "Test accuracy over seeds 0–9 (mean ± sample std, 95 % CI); for each row the paired effect of the recipe "
         "against it (positive: the recipe is better, i.e. what the left-out ingredient buys), with its 95 % CI and "
-        "paired t-test p-value; training time per run (`fit_seconds`, the sweep's own machine and launcher). "
+        "paired t-test p-value (marked when the two ran on different CPUs); training time per run (`fit_seconds`, "
+        "the sweep's own CPU, named per row, and launcher). "
         "`python src/run.py -m experiment=siamese_plus_ingredients`.",
         "",
         report.markdown(table),
@@ -211,23 +230,35 @@ def ingredients_markdown(sweeps: Sweeps) -> list[str]:
 
 
 def claims_markdown(sweeps: Sweeps, figures: str = "figures") -> list[str]:
-    """The section on the original report's claims (:mod:`pairmnist.analysis.claims`); none
-    unless every sweep it reads is stored."""
+    """The section on the original report's claims (:mod:`pairmnist.analysis.claims`), with the CPU of
+    each sweep it reads; none unless every sweep of :data:`~pairmnist.analysis.claims.NEEDED` is stored
+    (:data:`~pairmnist.analysis.claims.RAW`'s rows say so when it is not)."""
     if not all(name in sweeps for name in claims.NEEDED):
         return []
-    records = {name: sweeps[name][1].jobs.records for name in claims.NEEDED}
+    read = [name for name in sweeps if name in (*claims.NEEDED, claims.RAW)]
+    records = {name: sweeps[name][1].jobs.records for name in read}
+    by_cpu = pd.Series({name: cpus(sweeps[name][1]) for name in read})
+    machines = "; ".join(f"{cpu}: {', '.join(names.index)}" for cpu, names in by_cpu.groupby(by_cpu, sort=False))
     return [
         "",
         "## The original report's claims, tested",
         "",
         "Each claim in this project's words (docs/STUDY.md), the measurement that tests it over the seeds, the "
-        "estimate with its 95 % CI, the p-value (paired t-test; Pitman–Morgan for C2) and Holm-adjusted over the "
-        "table, and a verdict by the rule it states.",
+        "estimate with its 95 % CI, the p-value and the same Holm-adjusted over the table, and a verdict by the rule "
+        'it states (`pairmnist.analysis.claims`): "higher" needs the paired 95 % CI above 0 (p: paired t-test); '
+        '"about", "near", "reaches" and "as good as" need an equivalence test with the margin the row '
+        "names (TOST: the 90 % CI inside it; p: TOST's), never a difference that is not significant; a claim made "
+        "at several training sizes gets one verdict, its p-values Holm-adjusted over the sizes (C2: Pitman–Morgan), "
+        "and \"not shown\" when no adjusted test rejects. C5's verdict is the raw-pixel rows' (the report's input); "
+        "the standardised rows are this project's input, for comparison.",
         "",
         claims.claims_table(claims.claims(records)),
         "",
+        f"Each row is measured within one sweep; the sweeps' CPUs: {machines}.",
+        "",
         "By training size (`python src/run.py -m experiment=data_scaling`; the same 1000 test pairs per seed at "
-        "every size; mean and 95 % CI in %, paired differences in points):",
+        "every size; mean and 95 % CI in %, paired differences in points; TOST of siamese(n) − twin(2n) within "
+        "±1 point, and the Pitman–Morgan sd ratio, each p also Holm-adjusted over the sizes):",
         "",
         claims.scaling_table(records["data_scaling"]),
         "",
@@ -249,11 +280,12 @@ def readme_block(sweeps: Sweeps) -> str:
     table = pd.concat(rows, ignore_index=True).query("note == ''")
     table = table.sort_values("sweep", kind="mergesort", key=lambda s: s.map(list(sweeps).index))  # sweeps in order
     cells = report.paired_cells(table).assign(sweep=table["sweep"].tolist())
-    text += ["Paired differences (a − b, percentage points, 95 % CI over the shared seeds):", ""]
-    text += [report.markdown(cells[["sweep", "a", "b", "seeds", "a − b (points)", "95 % CI"]]), ""]
+    text += ["Paired differences (a − b, percentage points, 95 % CI over the shared seeds; the CPU of each):", ""]
+    shown = [c for c in ["sweep", "a", "b", "seeds", "a − b (points)", "95 % CI", "CPU"] if c in cells]
+    text += [report.markdown(cells[shown]), ""]
     extra = ingredients_markdown(sweeps) + claims_markdown(sweeps, "docs/figures")
     text += ["#" + line if line.startswith("## ") else line for line in extra[1:]]  # inside the README's section
-    text += [f"Time per sweep on the machine of RESULTS.md ({TIMED_WITH}):", "", time_table(sweeps), "", README_END]
+    text += [f"Time per sweep and the CPU it ran on ({TIMED_WITH}):", "", time_table(sweeps), "", README_END]
     return "\n".join(text)
 
 
@@ -291,7 +323,7 @@ def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame
 
     Per group: stored mean and 95 % CI, fresh mean, whether the fresh mean lies within the
     stored CI (a single stored run has no interval: then the means must be equal), and the
-    paired difference fresh − stored over the shared seeds with its CI.
+    paired difference fresh − stored over the shared seeds with its CI (and the CPUs, when they differ).
 
     Returns:
         (the table as text cells, True when every group found in both lies within the stored CI).
@@ -307,16 +339,18 @@ def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame
             within = "not in the fresh run" if runs.empty else "yes" if inside else "NO"
             stored_ci = report.interval(100 * low, 100 * high)
             rows.append([name, r["label"], f"{100 * r['test_acc_mean']:.2f}", stored_ci, 100 * mean, within, len(runs)])
-            fresh_seeds = dict(zip(runs["seed"], runs["test_acc"], strict=True))
-            pairs.append(("fresh", fresh_seeds, "stored", report.seed_values(old.df, r["group"])))
+            fresh = report.Side(
+                "fresh", dict(zip(runs["seed"], runs["test_acc"], strict=True)), report.cpu_text(runs["cpu"])
+            )
+            pairs.append((fresh, report.side(old.summary, old.df, r["group"])._replace(label="stored")))
     table = pd.DataFrame(
         rows, columns=["sweep", "group", "stored %", "stored 95 % CI", "fresh %", "within CI", "fresh runs"]
     )
     table["fresh %"] = table["fresh %"].map(lambda x: report.cell(x, ".2f"))
-    diff = report.paired_cells(report.paired_table(pairs))[["a − b (points)", "95 % CI", "seeds"]]
-    return pd.concat(
-        [table, diff.set_axis(["fresh − stored (points)", "95 % CI", "shared seeds"], axis=1)], axis=1
-    ), agree
+    diff = report.paired_cells(report.paired_table(pairs))
+    diff = diff.rename(columns={"a − b (points)": "fresh − stored (points)", "seeds": "shared seeds"})
+    shown = [c for c in ["fresh − stored (points)", "95 % CI", "shared seeds", "CPU"] if c in diff]
+    return pd.concat([table, diff[shown]], axis=1), agree
 
 
 def main(argv: list[str] | None = None) -> int:

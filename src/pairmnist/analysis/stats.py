@@ -111,6 +111,15 @@ class Paired:
         return {**asdict(self), "seeds": " ".join(map(str, self.seeds))}
 
 
+def differences(a: dict[int, float], b: dict[int, float]) -> np.ndarray:
+    """(n,) float64: a[s] - b[s] for the n seeds s both have, ascending, rounded to :data:`DECIMALS`.
+
+    Accuracies are counts over at most 10,000 test pairs, stored to 6 decimals: differences
+    rounded to 9 decimals are exact, so a constant gap is seen as constant (float noise is not spread).
+    """
+    return np.round(np.array([a[s] - b[s] for s in sorted(set(a) & set(b))], dtype=float), DECIMALS)
+
+
 def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     """Compare two groups seed by seed, on the seeds both have.
 
@@ -129,13 +138,60 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     seeds = tuple(sorted(set(a) & set(b)))
     if len(seeds) < 2:
         return None
-    # Accuracies are counts over at most 10,000 test pairs, stored to 6 decimals: differences
-    # rounded to 9 decimals are exact, so a constant gap is seen as constant (float noise is not spread).
-    d = np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), DECIMALS)
+    d = differences(a, b)
     p_t = math.nan if np.ptp(d) == 0 else float(stats.ttest_1samp(d, 0.0).pvalue)  # no spread: nothing to test
     p_w = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
     wins = (int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum()))
     return Paired(len(seeds), seeds, float(d.mean()), *t_interval(d), p_t, p_w, *wins)
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Whether a mean lies within a stated interval (low, high), by two one-sided t-tests (TOST).
+
+    Attributes:
+        mean: the sample mean.
+        ci_low, ci_high: its Student-t interval at 2 · LEVEL − 1 (90 %): the interval TOST at
+            1 − LEVEL (5 %) checks against (low, high).
+        p: the larger of the two one-sided p-values (H0: mean <= low, H0: mean >= high); NaN
+            when the values have no spread (nothing to test against).
+        shown: p < 1 − LEVEL, i.e. the 90 % interval lies inside (low, high); without spread,
+            whether the common value does.
+    """
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    p: float
+    shown: bool
+
+
+def equivalence(values: np.ndarray | list[float], low: float, high: float, level: float = LEVEL) -> Equivalence | None:
+    """Two one-sided t-tests that the mean of ``values`` lies strictly within (low, high).
+
+    Equivalence is shown only by rejecting both "mean <= low" and "mean >= high": a difference
+    that is not significant never counts as "as good as". ``high`` may be ``math.inf`` (a one-sided
+    "at least ``low``"). Assumes roughly normal values (one per seed). Source: D. J. Schuirmann (1987),
+    "A comparison of the two one-sided tests procedure and the power approach for assessing the
+    equivalence of average bioavailability", J. Pharmacokinet. Biopharm. 15:657-680.
+
+    Args:
+        values: (n,) sample, e.g. paired differences or accuracies (fractions).
+        low, high: the interval the mean must be shown to lie in (same unit as ``values``).
+
+    Returns:
+        An :class:`Equivalence`, or None for fewer than 2 values.
+    """
+    x = np.round(np.asarray(values, dtype=float), DECIMALS)
+    if len(x) < 2:
+        return None
+    ci_low, ci_high = t_interval(x, 2 * level - 1)
+    if np.ptp(x) == 0:  # no spread: no test, the common value decides
+        return Equivalence(float(x[0]), ci_low, ci_high, math.nan, bool(low < x[0] < high))
+    above = float(stats.ttest_1samp(x, low, alternative="greater").pvalue)
+    below = float(stats.ttest_1samp(x, high, alternative="less").pvalue) if high < math.inf else 0.0
+    p = max(above, below)
+    return Equivalence(float(x.mean()), ci_low, ci_high, p, p < 1 - level)
 
 
 def holm(p_values: list[float]) -> list[float]:
