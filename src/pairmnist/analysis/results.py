@@ -286,37 +286,63 @@ def write_results(results_dir: str | Path, readme: str | Path | None = None) -> 
     return list(files)
 
 
-def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame, bool]:
-    """Set each stored group beside the same identity in a fresh reproduction.
+def job_records(folder: str | Path) -> list[dict[str, Any]]:
+    """The finished jobs' records under ``folder``: the lines of every stored sweep's ``jobs.jsonl``
+    below it (a results folder; ``job`` prefixed with the sweep's folder), else the ``metrics.json``
+    of its job folders (a sweep folder, :func:`pairmnist.analysis.report.collect`)."""
+    stored = sorted(Path(folder).rglob(RECORDS_FILE))
+    lines = [(f.parent.name, line) for f in stored for line in f.read_text().splitlines() if line]
+    records = [{**r, "job": f"{sweep}/{r['job']}"} for sweep, r in ((s, json.loads(line)) for s, line in lines)]
+    return records if stored else report.collect(folder).records
 
-    Per group: stored mean and 95 % CI, fresh mean, whether the fresh mean lies within the
-    stored CI (a single stored run has no interval: then the means must be equal), and the
+
+def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame, bool]:
+    """Set each fresh group beside the stored groups of the same identity, whatever the folders are called.
+
+    ``fresh_dir`` is a sweep folder (``outputs/multirun/<timestamp>``, or a parent of several) or
+    a results folder; a group is an identity (:func:`pairmnist.record.identity_id` of each record's
+    config). Per stored group that the fresh jobs share: the stored mean and 95 % CI, the fresh
+    mean (over the stored group's seeds when the fresh jobs ran any of them), whether it lies within
+    the stored CI (a single stored run has no interval: then the means must be equal), and the
     paired difference fresh − stored over the shared seeds with its CI.
+    A fresh group no stored group shares is listed as "no stored group".
 
     Returns:
-        (the table as text cells, True when every group found in both lies within the stored CI).
+        (the table as text cells, True when every fresh group found stored lies within the stored CI).
+
+    Raises:
+        FileNotFoundError: no finished job under ``fresh_dir``, or no stored sweep under ``stored_dir``.
+        ValueError: no fresh group has the identity of a stored one.
     """
-    stored, fresh = load(stored_dir), load(fresh_dir)
-    rows, pairs, agree = [], [], True
-    for name, old, new in [(name, old, fresh[name][1]) for name, (_, old) in stored.items() if name in fresh]:
+    stored, fresh = load(stored_dir), pd.DataFrame(report.dedupe(job_records(fresh_dir)).records)
+    if fresh.empty:
+        raise FileNotFoundError(f"no finished job (metrics.json or {RECORDS_FILE}) under {fresh_dir}")
+    rows, pairs = [], []
+    for name, (_, old) in stored.items():
         for r in old.summary.to_dict("records"):
-            runs = new.df[new.df["identity"] == r["identity"]]
+            runs, seeds = fresh[fresh["identity"] == r["identity"]], report.seed_values(old.df, r["group"])
+            if runs["seed"].isin(seeds).any():  # the same identity may be stored on other seeds in another sweep
+                runs = runs[runs["seed"].isin(seeds)]
+            if runs.empty:
+                continue
             low, high, mean = r["test_acc_ci_low"], r["test_acc_ci_high"], runs["test_acc"].mean()
             inside = mean == r["test_acc_mean"] if pd.isna(low) else low <= mean <= high
-            agree &= bool(inside) or runs.empty
-            within = "not in the fresh run" if runs.empty else "yes" if inside else "NO"
-            stored_ci = report.interval(100 * low, 100 * high)
-            rows.append([name, r["label"], f"{100 * r['test_acc_mean']:.2f}", stored_ci, 100 * mean, within, len(runs)])
-            fresh_seeds = dict(zip(runs["seed"], runs["test_acc"], strict=True))
-            pairs.append(("fresh", fresh_seeds, "stored", report.seed_values(old.df, r["group"])))
+            cells = [f"{100 * r['test_acc_mean']:.2f}", report.interval(100 * low, 100 * high), 100 * mean]
+            rows.append([name, r["label"], *cells, "yes" if inside else "NO", len(runs)])
+            pairs.append(("fresh", dict(zip(runs["seed"], runs["test_acc"], strict=True)), "stored", seeds))
+    if not rows:
+        raise ValueError(f"no fresh group under {fresh_dir} has the identity of a stored group under {stored_dir}")
+    matched = {r["identity"] for _, (_, old) in stored.items() for r in old.summary.to_dict("records")}
+    for identity, runs in fresh[~fresh["identity"].isin(matched)].groupby("identity", sort=False):
+        label = f"{runs['model'].iloc[0]} `{identity}`"
+        rows.append(["", label, "", "", 100 * runs["test_acc"].mean(), "no stored group", len(runs)])
     table = pd.DataFrame(
         rows, columns=["sweep", "group", "stored %", "stored 95 % CI", "fresh %", "within CI", "fresh runs"]
     )
     table["fresh %"] = table["fresh %"].map(lambda x: report.cell(x, ".2f"))
     diff = report.paired_cells(report.paired_table(pairs))[["a − b (points)", "95 % CI", "seeds"]]
-    return pd.concat(
-        [table, diff.set_axis(["fresh − stored (points)", "95 % CI", "shared seeds"], axis=1)], axis=1
-    ), agree
+    diff = diff.set_axis(["fresh − stored (points)", "95 % CI", "shared seeds"], axis=1)
+    return pd.concat([table, diff], axis=1).fillna(""), bool((table["within CI"] != "NO").all())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--readme", type=Path, help="with --results: also regenerate this README's results block")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("FRESH", "STORED"), help="fresh records vs stored")
+    parser.add_argument("--rank", action="store_true", help="with <folder>: say why a model cannot be ranked")
     parser.add_argument("--store", nargs=2, type=Path, metavar=("SWEEP", "INTO"), help="sweep folder -> records")
     parser.add_argument("--title", default="", help="with --store: the sweep's heading in RESULTS.md")
     parser.add_argument("--command", default="", help="with --store: the command that made the sweep")
@@ -349,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.store:
             print(f"stored {store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)}")
         else:
-            analysis = report.write_report(args.folder)
+            analysis = report.write_report(args.folder, args.rank)
             print(f"{report.console_text(analysis)}\nwrote " + ", ".join(map(str, analysis.files)))
     except (FileNotFoundError, ValueError, OSError, report.ReportError) as e:
         parser.exit(1, f"error: {e}\n")
