@@ -54,40 +54,46 @@ def test_results_markdown_figures_and_readme_block(tmp_path):
 def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
     stored = _sweeps(tmp_path / "stored")
     same = _sweeps(tmp_path / "same")
-    table, agree = results.compare(same, stored)
-    assert agree and table["within CI"].tolist() == ["yes"] * 3
+    table, agree, unmatched = results.compare(same, stored)
+    assert agree and table["within CI"].tolist() == ["yes"] * 3 and not unmatched
     diff = table[["fresh − stored (points)", "95 % CI", "shared seeds"]]
     assert diff.iloc[0].tolist() == ["+0.00", "[+0.00, +0.00]", 5]
     shifted = _sweeps(tmp_path / "shifted", shift=0.05)
-    table, agree = results.compare(shifted, stored)
+    table, agree, _ = results.compare(shifted, stored)
     assert not agree and "NO" in table["within CI"].tolist()
     assert main(["--compare", str(shifted), str(stored)]) == 0
     assert "SOME fresh means lie outside" in capsys.readouterr().out
-    # job folders, not stored records, under other folder names; a group nobody stored is listed as such
+    # job folders, not stored records, under other folder names; a group nobody stored says which one is nearest
     write_job(tmp_path / "same" / "sweeps" / "new", "siamese_seed0", lr=0.5)
-    table, agree = results.compare(tmp_path / "same" / "sweeps", stored)
-    assert agree and table["within CI"].tolist() == ["yes"] * 3 + ["no stored group"]
-    with pytest.raises(SystemExit, match="1"):  # nothing to compare
-        main(["--compare", str(tmp_path / "same" / "sweeps" / "new"), str(stored)])
-    assert "has the identity of a stored group" in capsys.readouterr().err
+    table, agree, unmatched = results.compare(tmp_path / "same" / "sweeps", stored)
+    assert agree and table["within CI"].tolist() == ["yes"] * 3 and len(unmatched) == 1
+    assert "nearest study: siamese (differs in " in unmatched[0] and "=0.5, stored 0.001" in unmatched[0]
+    assert main(["--compare", str(tmp_path / "same" / "sweeps" / "new"), str(stored)]) == 0  # nothing in common
+    assert "no fresh group has a stored group's identity" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="1"):
+        main(["--compare", str(tmp_path / "nothing"), str(stored)])
+    assert "no finished job" in capsys.readouterr().err
 
 
 def test_the_studys_command_ranks_nothing_and_compares_with_stored_records_by_identity(run_cli, tmp_path):
     """The study at tiny size says nothing about ranking (nobody asked for one); stored under another
-    name, ``report.py --compare <sweep folder> <results>`` finds its groups by identity and exits 0."""
+    name, its groups are found by identity; against docs/results (other sizes) it exits 0 and names
+    the nearest stored group."""
     sweep, stored = tmp_path / "sweep", tmp_path / "results"
     proc = run_cli("-m", "model=shallow,twin,siamese", "seed=0,1", f"hydra.sweep.dir={sweep}", *TINY)
     assert "No ranking" not in proc.stdout + proc.stderr and (sweep / "summary.md").is_file()
     results.store(sweep, stored / "renamed", "the tiny study", "python src/run.py -m ...", 1.0)
     results.store(sweep / "siamese_debugtiny_seed0", stored / "one_job", "one of its jobs", "python src/run.py", 1.0)
-    report_py = [sys.executable, str(ROOT / "src" / "report.py"), "--compare", str(sweep), str(stored)]
+    table, agree, unmatched = results.compare(sweep, stored)
+    assert agree and not unmatched
+    assert sorted(table[["sweep", "group", "fresh runs"]].itertuples(index=False, name=None)) == [
+        ("one_job", "siamese", 1),
+        *(("renamed", model, 2) for model in ("shallow", "siamese", "twin")),
+    ]
+    report_py = [sys.executable, str(ROOT / "src" / "report.py"), "--compare", str(sweep), "docs/results"]
     compare = subprocess.run(report_py, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert compare.returncode == 0, compare.stderr
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in compare.stdout.splitlines() if line[:2] == "| "]
-    assert sorted((r[0], r[1], r[5], r[6]) for r in rows[1:]) == [
-        ("one_job", "siamese", "yes", "1"),
-        *(("renamed", model, "yes", "2") for model in ("shallow", "siamese", "twin")),
-    ]
+    assert "nearest study: twin (differs in data.batch_size=20, stored 100;" in compare.stdout
 
 
 def test_committed_results_regenerate_byte_identical(tmp_path):

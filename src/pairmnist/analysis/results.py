@@ -296,7 +296,26 @@ def job_records(folder: str | Path) -> list[dict[str, Any]]:
     return records if stored else report.collect(folder).records
 
 
-def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame, bool]:
+def nearest(group: pd.Series, sweeps: Sweeps) -> str:
+    """The stored group of ``group``'s model closest to it (``group``: a row of
+    :func:`~pairmnist.analysis.report.job_table`) and the identity keys it differs in:
+    ``nearest <sweep>: <label> (differs in key=value here, stored value; ...)``."""
+    found = []
+    for name, (_, analysis) in sweeps.items():
+        for _, other in analysis.df[analysis.df["model"] == group["model"]].drop_duplicates("identity").iterrows():
+            keys = sorted(k for k in {*group.index, *other.index} if "." in k)
+            differ = [k for k in keys if report.cell(group.get(k)) != report.cell(other.get(k))]
+            label = analysis.summary.set_index("group").loc[other["group"], "label"]
+            found.append(
+                (len(differ), f"{name}: {label}", [f"{k}={group.get(k)}, stored {other.get(k)}" for k in differ])
+            )
+    if not found:
+        return f"no stored group of model {group['model']}"
+    _, where, differ = min(found, key=lambda f: f[0])
+    return f"nearest {where} (differs in {'; '.join(differ[:4])}{'; ...' if len(differ) > 4 else ''})"
+
+
+def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame, bool, list[str]]:
     """Set each fresh group beside the stored groups of the same identity, whatever the folders are called.
 
     ``fresh_dir`` is a sweep folder (``outputs/multirun/<timestamp>``, or a parent of several) or
@@ -305,19 +324,19 @@ def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame
     mean (over the stored group's seeds when the fresh jobs ran any of them), whether it lies within
     the stored CI (a single stored run has no interval: then the means must be equal), and the
     paired difference fresh − stored over the shared seeds with its CI.
-    A fresh group no stored group shares is listed as "no stored group".
 
     Returns:
-        (the table as text cells, True when every fresh group found stored lies within the stored CI).
+        (the table as text cells, True when every fresh group found stored lies within the stored CI,
+        a line per fresh group that no stored group shares: its mean and the nearest stored group).
 
     Raises:
         FileNotFoundError: no finished job under ``fresh_dir``, or no stored sweep under ``stored_dir``.
-        ValueError: no fresh group has the identity of a stored one.
     """
-    stored, fresh = load(stored_dir), pd.DataFrame(report.dedupe(job_records(fresh_dir)).records)
-    if fresh.empty:
+    stored, fresh = load(stored_dir), report.dedupe(job_records(fresh_dir)).records
+    if not fresh:
         raise FileNotFoundError(f"no finished job (metrics.json or {RECORDS_FILE}) under {fresh_dir}")
-    rows, pairs = [], []
+    fresh = report.job_table(fresh)
+    rows, pairs, matched = [], [], set()
     for name, (_, old) in stored.items():
         for r in old.summary.to_dict("records"):
             runs, seeds = fresh[fresh["identity"] == r["identity"]], report.seed_values(old.df, r["group"])
@@ -325,24 +344,23 @@ def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame
                 runs = runs[runs["seed"].isin(seeds)]
             if runs.empty:
                 continue
+            matched.add(r["identity"])
             low, high, mean = r["test_acc_ci_low"], r["test_acc_ci_high"], runs["test_acc"].mean()
             inside = mean == r["test_acc_mean"] if pd.isna(low) else low <= mean <= high
-            cells = [f"{100 * r['test_acc_mean']:.2f}", report.interval(100 * low, 100 * high), 100 * mean]
+            cells = [f"{100 * r['test_acc_mean']:.2f}", report.interval(100 * low, 100 * high), f"{100 * mean:.2f}"]
             rows.append([name, r["label"], *cells, "yes" if inside else "NO", len(runs)])
             pairs.append(("fresh", dict(zip(runs["seed"], runs["test_acc"], strict=True)), "stored", seeds))
-    if not rows:
-        raise ValueError(f"no fresh group under {fresh_dir} has the identity of a stored group under {stored_dir}")
-    matched = {r["identity"] for _, (_, old) in stored.items() for r in old.summary.to_dict("records")}
-    for identity, runs in fresh[~fresh["identity"].isin(matched)].groupby("identity", sort=False):
-        label = f"{runs['model'].iloc[0]} `{identity}`"
-        rows.append(["", label, "", "", 100 * runs["test_acc"].mean(), "no stored group", len(runs)])
     table = pd.DataFrame(
         rows, columns=["sweep", "group", "stored %", "stored 95 % CI", "fresh %", "within CI", "fresh runs"]
     )
-    table["fresh %"] = table["fresh %"].map(lambda x: report.cell(x, ".2f"))
     diff = report.paired_cells(report.paired_table(pairs))[["a − b (points)", "95 % CI", "seeds"]]
-    diff = diff.set_axis(["fresh − stored (points)", "95 % CI", "shared seeds"], axis=1)
-    return pd.concat([table, diff], axis=1).fillna(""), bool((table["within CI"] != "NO").all())
+    table = pd.concat([table, diff.set_axis(["fresh − stored (points)", "95 % CI", "shared seeds"], axis=1)], axis=1)
+    unmatched = [
+        f"fresh {runs['model'].iloc[0]} `{identity}` ({len(runs)} runs, {100 * runs['test_acc'].mean():.2f} %): "
+        f"no stored group has its identity; {nearest(runs.iloc[0], stored)}"
+        for identity, runs in fresh[~fresh["identity"].isin(matched)].groupby("identity", sort=False)
+    ]
+    return table, bool((table["within CI"] == "yes").all()), unmatched
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,9 +388,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.results:
             print("wrote " + ", ".join(map(str, write_results(args.results, args.readme))))
         elif args.compare:
-            table, agree = compare(*args.compare)
+            table, agree, unmatched = compare(*args.compare)
             verdict = "every fresh mean lies within" if agree else "SOME fresh means lie outside"
-            print(f"{report.markdown(table)}\n{verdict} the stored 95 % CI")
+            shown = (
+                f"{report.markdown(table)}\n{verdict} the stored 95 % CI"
+                if len(table)
+                else "no fresh group has a stored group's identity:"
+            )
+            print("\n".join([shown, *unmatched]))
         elif args.store:
             print(f"stored {store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)}")
         else:
