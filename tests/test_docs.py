@@ -130,3 +130,4 @@ def test_the_extend_sections_commands_run(tmp_path, data_dir):
     assert len(shared_and_not) == 2 and shared_and_not["n_params"].nunique() == 2
     (compared,) = [out for command, out in printed.items() if "--compare" in command]
     assert "no stored group has its identity; nearest study:" in compared  # tiny runs: other sizes than stored
+    assert not any("No ranking" in out for out in printed.values())  # no grid or search has evaluation seeds

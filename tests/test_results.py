@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 from conftest import ROOT, TINY, unpadded
@@ -77,8 +75,8 @@ def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
 
 def test_the_studys_command_ranks_nothing_and_compares_with_stored_records_by_identity(run_cli, tmp_path):
     """The study at tiny size says nothing about ranking (nobody asked for one); stored under another
-    name, its groups are found by identity; against docs/results (other sizes) it exits 0 and names
-    the nearest stored group."""
+    name, its groups are found by identity. (The same study against docs/results, whose sizes
+    differ: tests/test_docs.py, with the README's commands.)"""
     sweep, stored = tmp_path / "sweep", tmp_path / "results"
     proc = run_cli("-m", "model=shallow,twin,siamese", "seed=0,1", f"hydra.sweep.dir={sweep}", *TINY)
     assert "No ranking" not in proc.stdout + proc.stderr and (sweep / "summary.md").is_file()
@@ -90,10 +88,6 @@ def test_the_studys_command_ranks_nothing_and_compares_with_stored_records_by_id
         ("one_job", "siamese", 1),
         *(("renamed", model, 2) for model in ("shallow", "siamese", "twin")),
     ]
-    report_py = [sys.executable, str(ROOT / "src" / "report.py"), "--compare", str(sweep), "docs/results"]
-    compare = subprocess.run(report_py, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert compare.returncode == 0, compare.stderr
-    assert "nearest study: twin (differs in data.batch_size=20, stored 100;" in compare.stdout
 
 
 def test_committed_results_regenerate_byte_identical(tmp_path):
