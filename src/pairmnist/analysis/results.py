@@ -74,6 +74,11 @@ def store(
     return Path(into)
 
 
+def read_records(file: Path) -> list[dict[str, Any]]:
+    """The job records of a stored sweep's ``jobs.jsonl``, one per line."""
+    return [json.loads(line) for line in file.read_text().splitlines() if line]
+
+
 def load(results_dir: str | Path) -> Sweeps:
     """Each stored sweep's ``sweep.json`` and analysis, by their ``order`` then name.
 
@@ -84,8 +89,8 @@ def load(results_dir: str | Path) -> Sweeps:
     for folder in sorted(Path(results_dir).iterdir()) if Path(results_dir).is_dir() else []:
         if (folder / RECORDS_FILE).is_file() and (folder / SWEEP_FILE).is_file():
             meta = json.loads((folder / SWEEP_FILE).read_text())
-            records = [json.loads(line) for line in (folder / RECORDS_FILE).read_text().splitlines() if line]
-            found.append((meta.get("order", 0), folder.name, meta, report.analyse(report.dedupe(records), folder.name)))
+            records = report.dedupe(read_records(folder / RECORDS_FILE))
+            found.append((meta.get("order", 0), folder.name, meta, report.analyse(records, folder.name)))
     if not found:
         raise FileNotFoundError(f"no stored sweep ({RECORDS_FILE} + {SWEEP_FILE}) under {results_dir}")
     return {name: (meta, analysis) for _, name, meta, analysis in sorted(found, key=lambda f: f[:2])}
@@ -290,10 +295,10 @@ def job_records(folder: str | Path) -> list[dict[str, Any]]:
     """The finished jobs' records under ``folder``: the lines of every stored sweep's ``jobs.jsonl``
     below it (a results folder; ``job`` prefixed with the sweep's folder), else the ``metrics.json``
     of its job folders (a sweep folder, :func:`pairmnist.analysis.report.collect`)."""
-    stored = sorted(Path(folder).rglob(RECORDS_FILE))
-    lines = [(f.parent.name, line) for f in stored for line in f.read_text().splitlines() if line]
-    records = [{**r, "job": f"{sweep}/{r['job']}"} for sweep, r in ((s, json.loads(line)) for s, line in lines)]
-    return records if stored else report.collect(folder).records
+    records = []
+    for file in sorted(Path(folder).rglob(RECORDS_FILE)):
+        records += [{**r, "job": f"{file.parent.name}/{r['job']}"} for r in read_records(file)]
+    return records or report.collect(folder).records
 
 
 def nearest(group: pd.Series, sweeps: Sweeps) -> str:
