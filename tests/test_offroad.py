@@ -12,6 +12,7 @@ from test_report import write_job
 
 from pairmnist.analysis import stats
 from pairmnist.analysis.report import write_report
+from pairmnist.analysis.results import main
 
 EVALUATE = ROOT / "src" / "evaluate.py"
 
@@ -90,7 +91,13 @@ def test_a_sweep_on_evaluation_seeds_ranks_nothing_and_writes_no_best_yaml(tmp_p
     write_job(tmp_path, "siamese_lr0.01_seed0", seed=0, lr=1e-2, val_acc=0.92)
     report = write_report(tmp_path)
     assert not report.best and not (tmp_path / "best.yaml").exists()
+    assert "No ranking" not in (tmp_path / "summary.md").read_text()  # nobody asked for one
+    assert main([str(tmp_path), "--rank"]) == 0  # asked: it says why not
     assert "No ranking of siamese: its seeds include 0" in (tmp_path / "summary.md").read_text()
+    metrics = tmp_path / "siamese_lr0.01_seed0" / "metrics.json"  # a grid preset asks too
+    record = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps(record | {"overrides": [*record["overrides"], "hparams_search=deep_grid"]}))
+    assert "No ranking of siamese: its seeds include 0" in write_report(tmp_path).markdown
     for seed in (1000, 1001):  # the same on tuning seeds: ranked, with best.yaml
         write_job(tmp_path / "tuned", f"siamese_lr0.001_seed{seed}", seed=seed, lr=1e-3, val_acc=0.90)
         write_job(tmp_path / "tuned", f"siamese_lr0.01_seed{seed}", seed=seed, lr=1e-2, val_acc=0.92)

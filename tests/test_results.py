@@ -7,7 +7,7 @@ import re
 import shutil
 
 import pytest
-from conftest import ROOT, unpadded
+from conftest import ROOT, TINY, unpadded
 from test_report import write_job
 
 from pairmnist.analysis import results
@@ -75,15 +75,42 @@ def test_rows_from_different_cpus_name_them_and_a_difference_across_cpus_says_so
 def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
     stored = _sweeps(tmp_path / "stored")
     same = _sweeps(tmp_path / "same")
-    table, agree = results.compare(same, stored)
-    assert agree and table["within CI"].tolist() == ["yes"] * 3
+    table, agree, unmatched = results.compare(same, stored)
+    assert agree and table["within CI"].tolist() == ["yes"] * 3 and not unmatched
     diff = table[["fresh − stored (points)", "95 % CI", "shared seeds"]]
     assert diff.iloc[0].tolist() == ["+0.00", "[+0.00, +0.00]", 5]
     shifted = _sweeps(tmp_path / "shifted", shift=0.05)
-    table, agree = results.compare(shifted, stored)
+    table, agree, _ = results.compare(shifted, stored)
     assert not agree and "NO" in table["within CI"].tolist()
     assert main(["--compare", str(shifted), str(stored)]) == 0
     assert "SOME fresh means lie outside" in capsys.readouterr().out
+    # job folders, not stored records, under other folder names; a group nobody stored says which one is nearest
+    write_job(tmp_path / "same" / "sweeps" / "new", "siamese_seed0", lr=0.5)
+    table, agree, unmatched = results.compare(tmp_path / "same" / "sweeps", stored)
+    assert agree and table["within CI"].tolist() == ["yes"] * 3 and len(unmatched) == 1
+    assert "nearest study: siamese (differs in " in unmatched[0] and "=0.5, stored 0.001" in unmatched[0]
+    assert main(["--compare", str(tmp_path / "same" / "sweeps" / "new"), str(stored)]) == 0  # nothing in common
+    assert "no fresh group has a stored group's identity" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="1"):
+        main(["--compare", str(tmp_path / "nothing"), str(stored)])
+    assert "no finished job" in capsys.readouterr().err
+
+
+def test_the_studys_command_ranks_nothing_and_compares_with_stored_records_by_identity(run_cli, tmp_path):
+    """The study at tiny size says nothing about ranking (nobody asked for one); stored under another
+    name, its groups are found by identity. (The same study against docs/results, whose sizes
+    differ: tests/test_docs.py, with the README's commands.)"""
+    sweep, stored = tmp_path / "sweep", tmp_path / "results"
+    proc = run_cli("-m", "model=shallow,twin,siamese", "seed=0,1", f"hydra.sweep.dir={sweep}", *TINY)
+    assert "No ranking" not in proc.stdout + proc.stderr and (sweep / "summary.md").is_file()
+    results.store(sweep, stored / "renamed", "the tiny study", "python src/run.py -m ...", 1.0)
+    results.store(sweep / "siamese_debugtiny_seed0", stored / "one_job", "one of its jobs", "python src/run.py", 1.0)
+    table, agree, unmatched = results.compare(sweep, stored)
+    assert agree and not unmatched
+    assert sorted(table[["sweep", "group", "fresh runs"]].itertuples(index=False, name=None)) == [
+        ("one_job", "siamese", 1),
+        *(("renamed", model, 2) for model in ("shallow", "siamese", "twin")),
+    ]
 
 
 @pytest.fixture(scope="module")

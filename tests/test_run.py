@@ -194,9 +194,9 @@ def test_resume_without_an_existing_folder_is_warned(make_cfg, tmp_path, caplog)
     assert "nothing to resume" in caplog.text
 
 
-def test_early_stopping_as_the_readme_shows(make_cfg):
-    """README's `+callbacks.early_stopping=...` example monitors val/acc and stops a tiny run early."""
-    (override,) = re.findall(r"'(\+callbacks\.early_stopping=\{[^']+\})'", (ROOT / "README.md").read_text())
+def test_early_stopping_as_the_docs_show(make_cfg):
+    """docs/models.md's `+callbacks.early_stopping=...` example monitors val/acc and stops a tiny run early."""
+    (override,) = re.findall(r"'(\+callbacks\.early_stopping=\{[^']+\})'", (ROOT / "docs" / "models.md").read_text())
     cfg = make_cfg("model=shallow", "model.lr=1e-3", "trainer.max_epochs=20", override)
     run_job(cfg)
     record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())

@@ -609,11 +609,13 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def analyse(jobs: Jobs, title: str) -> Report:
+def analyse(jobs: Jobs, title: str, ranking_asked: bool = False) -> Report:
     """Group, summarise, compare and (for a grid) rank the finished jobs; writes nothing.
 
     A model run with several settings is a selection (ranking, best.yaml), unless its jobs
     ran under an ``experiment=`` preset (the ablation), which compares settings and picks none.
+    Why a model cannot be ranked ("No ranking of ...") is said only where a ranking was asked
+    for: ``ranking_asked``, or a job run under an ``hparams_search=`` preset (a grid or a search).
 
     Raises:
         FileNotFoundError: no finished job.
@@ -630,20 +632,22 @@ def analyse(jobs: Jobs, title: str) -> Report:
     ranked["vs_winner"] = versus_winner(ranked, df)
     chosen = best(ranked, df)
     ranking = ranking_markdown(ranked, summary, keys, chosen, title) if chosen else ""
-    if unranked:
+    asked = ranking_asked or any(str(o).startswith("hparams_search=") for r in jobs.records for o in r["overrides"])
+    if unranked and asked:
         ranking = "\n".join([ranking, *(f"No ranking of {m}: {why}." for m, why in unranked.items())]).strip()
     report = Report(jobs, df, keys, summary, comparisons(df, summary, keys), chosen, ranking)
     report.markdown = summary_markdown(report, title)
     return report
 
 
-def write_report(root: str | Path) -> Report:
+def write_report(root: str | Path, ranking_asked: bool = False) -> Report:
     """Read every job under ``root`` and write :data:`REPORT_FILES` there, atomically.
 
     When a model ran with several settings (a grid search), also rank them on validation
     accuracy and write ``ranking.md`` and ``best.yaml`` (the winning overrides per model and
     the command that evaluates them on seeds 0-9); then summary.md and the console lead with
-    that ranking.
+    that ranking. ``ranking_asked``: say why a model cannot be ranked even without a grid or
+    search preset (:func:`analyse`).
 
     Raises:
         FileNotFoundError: ``root`` holds no job folder with a result.
@@ -651,7 +655,7 @@ def write_report(root: str | Path) -> Report:
             written before it are complete, those after it are not written.
     """
     root = Path(root)
-    report = analyse(collect(root), root.name)
+    report = analyse(collect(root), root.name, ranking_asked)
     files = {
         "summary.csv": report.summary.drop(columns="group"),
         "comparisons.csv": report.comparisons,

@@ -74,6 +74,11 @@ def store(
     return Path(into)
 
 
+def read_records(file: Path) -> list[dict[str, Any]]:
+    """The job records of a stored sweep's ``jobs.jsonl``, one per line."""
+    return [json.loads(line) for line in file.read_text().splitlines() if line]
+
+
 def load(results_dir: str | Path) -> Sweeps:
     """Each stored sweep's ``sweep.json`` and analysis, by their ``order`` then name.
 
@@ -84,8 +89,8 @@ def load(results_dir: str | Path) -> Sweeps:
     for folder in sorted(Path(results_dir).iterdir()) if Path(results_dir).is_dir() else []:
         if (folder / RECORDS_FILE).is_file() and (folder / SWEEP_FILE).is_file():
             meta = json.loads((folder / SWEEP_FILE).read_text())
-            records = [json.loads(line) for line in (folder / RECORDS_FILE).read_text().splitlines() if line]
-            found.append((meta.get("order", 0), folder.name, meta, report.analyse(report.dedupe(records), folder.name)))
+            records = report.dedupe(read_records(folder / RECORDS_FILE))
+            found.append((meta.get("order", 0), folder.name, meta, report.analyse(records, folder.name)))
     if not found:
         raise FileNotFoundError(f"no stored sweep ({RECORDS_FILE} + {SWEEP_FILE}) under {results_dir}")
     return {name: (meta, analysis) for _, name, meta, analysis in sorted(found, key=lambda f: f[:2])}
@@ -318,39 +323,86 @@ def write_results(results_dir: str | Path, readme: str | Path | None = None) -> 
     return list(files)
 
 
-def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame, bool]:
-    """Set each stored group beside the same identity in a fresh reproduction.
+def job_records(folder: str | Path) -> list[dict[str, Any]]:
+    """The finished jobs' records under ``folder``: the lines of every stored sweep's ``jobs.jsonl``
+    below it (a results folder; ``job`` prefixed with the sweep's folder), else the ``metrics.json``
+    of its job folders (a sweep folder, :func:`pairmnist.analysis.report.collect`)."""
+    records = []
+    for file in sorted(Path(folder).rglob(RECORDS_FILE)):
+        records += [{**r, "job": f"{file.parent.name}/{r['job']}"} for r in read_records(file)]
+    return records or report.collect(folder).records
 
-    Per group: stored mean and 95 % CI, fresh mean, whether the fresh mean lies within the
-    stored CI (a single stored run has no interval: then the means must be equal), and the
-    paired difference fresh − stored over the shared seeds with its CI (and the CPUs, when they differ).
+
+def nearest(group: pd.Series, sweeps: Sweeps) -> str:
+    """The stored group of ``group``'s model closest to it (``group``: a row of
+    :func:`~pairmnist.analysis.report.job_table`) and the identity keys it differs in:
+    ``nearest <sweep>: <label> (differs in key=value here, stored value; ...)``."""
+    found = []
+    for name, (_, analysis) in sweeps.items():
+        for _, other in analysis.df[analysis.df["model"] == group["model"]].drop_duplicates("identity").iterrows():
+            keys = sorted(k for k in {*group.index, *other.index} if "." in k)
+            differ = [k for k in keys if report.cell(group.get(k)) != report.cell(other.get(k))]
+            label = analysis.summary.set_index("group").loc[other["group"], "label"]
+            found.append(
+                (len(differ), f"{name}: {label}", [f"{k}={group.get(k)}, stored {other.get(k)}" for k in differ])
+            )
+    if not found:
+        return f"no stored group of model {group['model']}"
+    _, where, differ = min(found, key=lambda f: f[0])
+    return f"nearest {where} (differs in {'; '.join(differ[:4])}{'; ...' if len(differ) > 4 else ''})"
+
+
+def compare(fresh_dir: str | Path, stored_dir: str | Path) -> tuple[pd.DataFrame, bool, list[str]]:
+    """Set each fresh group beside the stored groups of the same identity, whatever the folders are called.
+
+    ``fresh_dir`` is a sweep folder (``outputs/multirun/<timestamp>``, or a parent of several) or
+    a results folder; a group is an identity (:func:`pairmnist.record.identity_id` of each record's
+    config). Per stored group that the fresh jobs share: the stored mean and 95 % CI, the fresh
+    mean (over the stored group's seeds when the fresh jobs ran any of them), whether it lies within
+    the stored CI (a single stored run has no interval: then the means must be equal), and the
+    paired difference fresh − stored over the shared seeds with its CI.
 
     Returns:
-        (the table as text cells, True when every group found in both lies within the stored CI).
+        (the table as text cells, True when every fresh group found stored lies within the stored CI,
+        a line per fresh group that no stored group shares: its mean and the nearest stored group).
+
+    Raises:
+        FileNotFoundError: no finished job under ``fresh_dir``, or no stored sweep under ``stored_dir``.
     """
-    stored, fresh = load(stored_dir), load(fresh_dir)
-    rows, pairs, agree = [], [], True
-    for name, old, new in [(name, old, fresh[name][1]) for name, (_, old) in stored.items() if name in fresh]:
+    stored, fresh = load(stored_dir), report.dedupe(job_records(fresh_dir)).records
+    if not fresh:
+        raise FileNotFoundError(f"no finished job (metrics.json or {RECORDS_FILE}) under {fresh_dir}")
+    fresh = report.job_table(fresh)
+    rows, pairs, matched = [], [], set()
+    for name, (_, old) in stored.items():
         for r in old.summary.to_dict("records"):
-            runs = new.df[new.df["identity"] == r["identity"]]
+            runs, seeds = fresh[fresh["identity"] == r["identity"]], report.seed_values(old.df, r["group"])
+            if runs["seed"].isin(seeds).any():  # the same identity may be stored on other seeds in another sweep
+                runs = runs[runs["seed"].isin(seeds)]
+            if runs.empty:
+                continue
+            matched.add(r["identity"])
             low, high, mean = r["test_acc_ci_low"], r["test_acc_ci_high"], runs["test_acc"].mean()
             inside = mean == r["test_acc_mean"] if pd.isna(low) else low <= mean <= high
-            agree &= bool(inside) or runs.empty
-            within = "not in the fresh run" if runs.empty else "yes" if inside else "NO"
-            stored_ci = report.interval(100 * low, 100 * high)
-            rows.append([name, r["label"], f"{100 * r['test_acc_mean']:.2f}", stored_ci, 100 * mean, within, len(runs)])
-            fresh = report.Side(
+            cells = [f"{100 * r['test_acc_mean']:.2f}", report.interval(100 * low, 100 * high), f"{100 * mean:.2f}"]
+            rows.append([name, r["label"], *cells, "yes" if inside else "NO", len(runs)])
+            fresh_side = report.Side(
                 "fresh", dict(zip(runs["seed"], runs["test_acc"], strict=True)), report.cpu_text(runs["cpu"])
             )
-            pairs.append((fresh, report.side(old.summary, old.df, r["group"])._replace(label="stored")))
+            pairs.append((fresh_side, report.side(old.summary, old.df, r["group"])._replace(label="stored")))
     table = pd.DataFrame(
         rows, columns=["sweep", "group", "stored %", "stored 95 % CI", "fresh %", "within CI", "fresh runs"]
     )
-    table["fresh %"] = table["fresh %"].map(lambda x: report.cell(x, ".2f"))
     diff = report.paired_cells(report.paired_table(pairs))
     diff = diff.rename(columns={"a − b (points)": "fresh − stored (points)", "seeds": "shared seeds"})
     shown = [c for c in ["fresh − stored (points)", "95 % CI", "shared seeds", "CPU"] if c in diff]
-    return pd.concat([table, diff[shown]], axis=1), agree
+    table = pd.concat([table, diff[shown]], axis=1)
+    unmatched = [
+        f"fresh {runs['model'].iloc[0]} `{identity}` ({len(runs)} runs, {100 * runs['test_acc'].mean():.2f} %): "
+        f"no stored group has its identity; {nearest(runs.iloc[0], stored)}"
+        for identity, runs in fresh[~fresh["identity"].isin(matched)].groupby("identity", sort=False)
+    ]
+    return table, bool((table["within CI"] == "yes").all()), unmatched
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--readme", type=Path, help="with --results: also regenerate this README's results block")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("FRESH", "STORED"), help="fresh records vs stored")
+    parser.add_argument("--rank", action="store_true", help="with <folder>: say why a model cannot be ranked")
     parser.add_argument("--store", nargs=2, type=Path, metavar=("SWEEP", "INTO"), help="sweep folder -> records")
     parser.add_argument("--title", default="", help="with --store: the sweep's heading in RESULTS.md")
     parser.add_argument("--command", default="", help="with --store: the command that made the sweep")
@@ -377,13 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.results:
             print("wrote " + ", ".join(map(str, write_results(args.results, args.readme))))
         elif args.compare:
-            table, agree = compare(*args.compare)
+            table, agree, unmatched = compare(*args.compare)
             verdict = "every fresh mean lies within" if agree else "SOME fresh means lie outside"
-            print(f"{report.markdown(table)}\n{verdict} the stored 95 % CI")
+            shown = (
+                f"{report.markdown(table)}\n{verdict} the stored 95 % CI"
+                if len(table)
+                else "no fresh group has a stored group's identity:"
+            )
+            print("\n".join([shown, *unmatched]))
         elif args.store:
             print(f"stored {store(*args.store, args.title, args.command, args.seconds, args.order, args.versus)}")
         else:
-            analysis = report.write_report(args.folder)
+            analysis = report.write_report(args.folder, args.rank)
             print(f"{report.console_text(analysis)}\nwrote " + ", ".join(map(str, analysis.files)))
     except (FileNotFoundError, ValueError, OSError, report.ReportError) as e:
         parser.exit(1, f"error: {e}\n")
