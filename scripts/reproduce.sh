@@ -70,7 +70,7 @@ for part in "${parts[@]}"; do
              model=shallow,twin,siamese 'seed=range(10)' ;;
     ablation) sweep ablation 2 "the 2 x 2 ablation: weight sharing x auxiliary loss" "" experiment=ablation ;;
     digits) sweep digits 3 "siamese with the digits head (aux_weight 1)" "siamese=study:siamese" \
-              model=siamese model.head=digits model.aux_weight=1 'seed=range(10)' ;;
+              model=siamese model.net.head=digits model.aux_weight=1 'seed=range(10)' ;;
     grids)
       sweep shallow_grid 4 "validation grid of the shallow net (tuning seeds)" "" hparams_search=shallow_grid model=shallow
       sweep siamese_grid 5 "validation grid of the siamese net (tuning seeds)" "" hparams_search=deep_grid model=siamese
@@ -85,7 +85,7 @@ for part in "${parts[@]}"; do
     data_scaling) sweep data_scaling 12 "twin and siamese on 250 to 4000 training pairs" "" experiment=data_scaling ;;
     plus_grids)
       sweep plus_grid 13 "siamese_plus grid, stage 1 (tuning seeds)" "" hparams_search=plus_grid model=siamese_plus \
-        model.width=32 model.dropout=0.3
+        model.net.branch.width=32 model.net.branch.dropout=0.3
       sweep plus_grid2 14 "siamese_plus grid, stage 2 (tuning seeds)" "" hparams_search=plus_grid2 model=siamese_plus
       sweep plus_grid3 15 "siamese_plus grid, stage 3 (tuning seeds)" "" hparams_search=plus_grid3 model=siamese_plus ;;
   esac
