@@ -65,18 +65,18 @@ def compose_cfg(model: str, seed: int, epochs: int, out: Path, extra: list[str])
 def project_seconds(cfg: DictConfig) -> float:
     """Wall-clock seconds of build (Trainer construction included) + Trainer.fit."""
     start = time.perf_counter()
-    parts = build(cfg)
-    parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
     return time.perf_counter() - start
 
 
 def bare_seconds(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
     """Wall-clock seconds of the same training as a plain PyTorch loop."""
     torch.manual_seed(cfg.seed)
-    net = instantiate(cfg.model.module.net).to(memory_format=torch.channels_last)  # as PairModule on the CPU
+    net = instantiate(cfg.model.net)().to(memory_format=torch.channels_last)  # as PairModule on the CPU
     aux_weight, batch_size = cfg.model.aux_weight, cfg.data.batch_size
     start = time.perf_counter()
-    optimizer = instantiate(cfg.model.module.optimizer)(net.parameters())
+    optimizer = instantiate(cfg.model.optimizer)(net.parameters())
     order = torch.Generator().manual_seed(cfg.seed)
     train, val = dm.train, dm.val
     for _ in range(cfg.trainer.max_epochs):
@@ -110,7 +110,7 @@ def run_flops(cfg: DictConfig, dm: PairMNISTDataModule) -> float:
 
     Counts full batches (1000 pairs / 100 divide evenly in the protocol).
     """
-    net = instantiate(cfg.model.module.net)
+    net = instantiate(cfg.model.net)()
     b = cfg.data.batch_size
     x, y, c = dm.train.input[:b], dm.train.target[:b], dm.train.classes[:b]
     with FlopCounterMode(display=False) as train_counter:

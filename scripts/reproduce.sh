@@ -3,8 +3,8 @@
 #
 #   bash scripts/reproduce.sh [--out DIR] [PART ...] [-- OVERRIDE ...]
 #
-# PART: study ablation digits grids plus ingredients data_scaling (the default: all seven), or
-# plus_grids (the three validation grids that chose siamese_plus's settings, run only when named).
+# PART: study ablation digits grids plus ingredients data_scaling shallow_raw (the default: all eight), or
+# plus_grids (the four validation grids that chose siamese_plus's settings, run only when named).
 # Each sweep runs with the default launcher (parallel, one thread per job) into DIR/sweeps/<name>; its
 # records go to DIR/results/<name> (jobs.jsonl + sweep.json) and DIR/RESULTS.md is regenerated.
 # DIR defaults to outputs/reproduce/<timestamp>; the sweep folders always go there. To compare with the stored records:
@@ -23,11 +23,11 @@ while [ $# -gt 0 ]; do
     --out) out="${2:?--out needs a folder}"; shift 2 ;;
     -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; extra=("$@"); break ;;
-    study|ablation|digits|grids|plus|ingredients|data_scaling|plus_grids) parts+=("$1"); shift ;;
-    *) echo "reproduce.sh: unknown part '$1' (allowed: study ablation digits grids plus ingredients data_scaling plus_grids)" >&2; exit 2 ;;
+    study|ablation|digits|grids|plus|ingredients|data_scaling|shallow_raw|plus_grids) parts+=("$1"); shift ;;
+    *) echo "reproduce.sh: unknown part '$1' (allowed: study ablation digits grids plus ingredients data_scaling shallow_raw plus_grids)" >&2; exit 2 ;;
   esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(study ablation digits grids plus ingredients data_scaling)
+[ ${#parts[@]} -gt 0 ] || parts=(study ablation digits grids plus ingredients data_scaling shallow_raw)
 python=${PYTHON:-python}
 
 # words ARG...: the arguments as one line a shell reads back the same (single quotes where needed).
@@ -70,7 +70,7 @@ for part in "${parts[@]}"; do
              model=shallow,twin,siamese 'seed=range(10)' ;;
     ablation) sweep ablation 2 "the 2 x 2 ablation: weight sharing x auxiliary loss" "" experiment=ablation ;;
     digits) sweep digits 3 "siamese with the digits head (aux_weight 1)" "siamese=study:siamese" \
-              model=siamese model.head=digits model.aux_weight=1 'seed=range(10)' ;;
+              model=siamese model.net.head=digits model.aux_weight=1 'seed=range(10)' ;;
     grids)
       sweep shallow_grid 4 "validation grid of the shallow net (tuning seeds)" "" hparams_search=shallow_grid model=shallow
       sweep siamese_grid 5 "validation grid of the siamese net (tuning seeds)" "" hparams_search=deep_grid model=siamese
@@ -78,16 +78,23 @@ for part in "${parts[@]}"; do
       best shallow_best 7 shallow_grid shallow "the shallow grid's winner on seeds 0-9" "shallow=study:shallow"
       best siamese_best 8 siamese_grid siamese "the siamese grid's winner on seeds 0-9" "siamese=study:siamese"
       best twin_best 9 twin_grid twin "the twin grid's winner on seeds 0-9" "twin=study:twin" ;;
-    plus) sweep siamese_plus 10 "siamese_plus under the strict protocol" "siamese_plus=study:siamese" \
-            model=siamese_plus 'seed=range(10)' ;;
+    plus)
+      sweep siamese_plus 10 "siamese_plus under the strict protocol (plus_grid3's recipe: aux_weight 0.5)" \
+        "siamese_plus=study:siamese" model=siamese_plus model.aux_weight=0.5 'seed=range(10)'
+      sweep plus_grid4_best 18 "plus_grid4's winner (siamese_plus with aux_weight 1) on seeds 0-9" \
+        "siamese_plus=siamese_plus:siamese_plus" model=siamese_plus 'seed=range(10)' ;;
+    shallow_raw) sweep shallow_raw 16 "shallow on raw pixels (the report's inputs), with the end-of-epoch training accuracy" \
+                   "shallow=study:shallow" model=shallow data.normalize=false +data.eval_train=true 'seed=range(10)' ;;
     ingredients) sweep siamese_plus_ingredients 11 "siamese_plus without each ingredient in turn" "" \
                    experiment=siamese_plus_ingredients ;;
     data_scaling) sweep data_scaling 12 "twin and siamese on 250 to 4000 training pairs" "" experiment=data_scaling ;;
     plus_grids)
-      sweep plus_grid 13 "siamese_plus grid, stage 1 (tuning seeds)" "" hparams_search=plus_grid model=siamese_plus \
-        model.width=32 model.dropout=0.3
+      # each preset pins the recipe as it stood at its stage
+      sweep plus_grid 13 "siamese_plus grid, stage 1 (tuning seeds)" "" hparams_search=plus_grid model=siamese_plus
       sweep plus_grid2 14 "siamese_plus grid, stage 2 (tuning seeds)" "" hparams_search=plus_grid2 model=siamese_plus
-      sweep plus_grid3 15 "siamese_plus grid, stage 3 (tuning seeds)" "" hparams_search=plus_grid3 model=siamese_plus ;;
+      sweep plus_grid3 15 "siamese_plus grid, stage 3 (tuning seeds)" "" hparams_search=plus_grid3 model=siamese_plus
+      sweep plus_grid4 17 "siamese_plus grid, stage 4: auxiliary weight x ensemble (tuning seeds)" "" \
+        hparams_search=plus_grid4 model=siamese_plus ;;
   esac
 done
 

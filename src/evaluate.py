@@ -10,6 +10,7 @@ no trained job.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("seed", nargs="?", type=seed_override, help="seed=<n>: the test pairs of another seed")
     parser.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one, else cpu), cpu, gpu")
     args = parser.parse_args()
+    sys.path.insert(1, os.getcwd())  # a job's own module in the folder the command runs from, as for run.py
 
     from hydra.errors import InstantiationException
 

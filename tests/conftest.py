@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -29,6 +30,9 @@ QUIET = ["data.n_pairs=60", "data.n_val_pairs=40", "data.batch_size=20", "callba
 CLI_ENV = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
 
 register()
+# In-process jobs as CLI_ENV's: one thread (and no idle-core measurement, which waits 0.2 s per job).
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +69,14 @@ def make_cfg(tmp_path: Path, data_dir: Path) -> Callable[..., DictConfig]:
 
 @pytest.fixture
 def run_cli(data_dir: Path) -> Callable[..., subprocess.CompletedProcess]:
-    """Run ``python src/run.py *args`` in a subprocess, with the session's MNIST cache."""
+    """Run ``python src/run.py *args`` in a subprocess in ``cwd`` (the repository root), with the MNIST cache."""
 
-    def _run(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    def _run(*args: str, check: bool = True, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [sys.executable, str(RUN), *args, f"paths.data_dir={data_dir}"],
             capture_output=True,
             text=True,
-            cwd=ROOT,
+            cwd=cwd,
             env={**CLI_ENV, **(env or {})},
             timeout=600,
         )

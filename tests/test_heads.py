@@ -66,5 +66,5 @@ def test_probabilistic_target_loss_is_the_bce_and_trains_the_digits():
 
 
 def test_make_head_names_the_allowed_heads():
-    with pytest.raises(ValueError, match="model.head='mlp' is not one of learned, digits, probabilistic"):
+    with pytest.raises(ValueError, match="^head=mlp: allowed: learned, digits, probabilistic$"):
         make_head("mlp", 100)

@@ -74,7 +74,13 @@ def test_submitit_local_runs_a_sweep_end_to_end(run_cli, tmp_path):
 
 def test_submitit_local_records_a_failed_job_and_summarises_the_other(run_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "model=shallow", "model.lr=1e-3,1e30", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "model=shallow",
+        "model.optimizer.lr=1e-3,1e30",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={sweep}",
+    ]
     proc = run_cli(*args, *TINY, "trainer.max_epochs=2", check=False)
     assert proc.returncode == 1
     (failed,) = sweep.glob("*lr1e+30*")

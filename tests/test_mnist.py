@@ -64,7 +64,7 @@ def test_corrupted_cache_is_rebuilt_with_a_notice(tmp_path, data_dir, damage, ca
 
 
 def test_unknown_source_names_the_allowed_values(tmp_path):
-    with pytest.raises(ValueError, match="data.source='mnist'.*packaged, torchvision"):
+    with pytest.raises(ValueError, match="^source=mnist: allowed: packaged, torchvision$"):
         load_mnist("mnist", tmp_path)
 
 

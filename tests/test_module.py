@@ -13,8 +13,9 @@ from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.optim.lr_scheduler import OneCycleLR
 
+from pairmnist.checks import BadValue
 from pairmnist.models.module import PairModule, pair_loss, predict
-from pairmnist.models.nets import PairNet
+from pairmnist.models.nets import PairNet, Shallow
 from pairmnist.train import build
 
 
@@ -38,8 +39,11 @@ def test_aux_loss_formula(batch, w):
 def test_aux_loss_needs_digit_outputs(batch):
     logits, _, target, classes = batch
     assert torch.equal(pair_loss(logits, None, target, classes, 0.0), F.cross_entropy(logits, target))
-    with pytest.raises(ValueError, match="model.aux_weight=0.5"):
-        pair_loss(logits, None, target, classes, 0.5)
+    adam = partial(torch.optim.Adam, lr=1e-3)
+    with pytest.raises(BadValue, match=r"^aux_weight=0.5: allowed: 0 \(this net has no digit outputs\)$"):
+        PairModule(Shallow, optimizer=adam, aux_weight=0.5)
+    with pytest.raises(BadValue, match="^aux_weight=0.5: allowed: 1"):  # the digits head passes no gradient
+        PairModule(partial(PairNet, head="digits"), optimizer=adam, aux_weight=0.5)
 
 
 def test_predict_counts_ties_as_one():
@@ -48,7 +52,8 @@ def test_predict_counts_ties_as_one():
 
 def test_aux_weight_one_leaves_the_learned_head_without_gradient(batch):
     _, _, target, classes = batch
-    module = PairModule(PairNet(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=1.0)
+    with pytest.warns(UserWarning, match="no gradient"):
+        module = PairModule(PairNet, optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=1.0)
     loss = module.training_step((torch.randn(6, 2, 14, 14), target, classes), 0)
     loss.backward()
     assert all(p.grad is None or not p.grad.any() for p in module.nets[0].head.parameters())
@@ -56,9 +61,10 @@ def test_aux_weight_one_leaves_the_learned_head_without_gradient(batch):
 
 
 def test_optimizer_and_schedule_are_the_configs(make_cfg):
-    """siamese: Adam at model.lr, no schedule; siamese_plus: AdamW with weight decay, one-cycle over the run's steps."""
-    cfg = make_cfg("model=siamese", "model.lr=3e-4")
-    module = instantiate(cfg.model.module)
+    """siamese: Adam at model.optimizer.lr, no schedule; siamese_plus: AdamW with weight decay, one-cycle
+    stepped after every batch over the run's steps."""
+    cfg = make_cfg("model=siamese", "model.optimizer.lr=3e-4")
+    module = instantiate(cfg.model)
     optimizer = module.configure_optimizers()
     assert type(optimizer) is torch.optim.Adam and optimizer.defaults["lr"] == 3e-4 == module.lr
     assert optimizer.defaults["weight_decay"] == 0
@@ -70,6 +76,29 @@ def test_optimizer_and_schedule_are_the_configs(make_cfg):
     assert isinstance(schedule.scheduler, OneCycleLR) and schedule.interval == "step"
     assert schedule.scheduler.total_steps == trainer.global_step == 2 * 120 // 20  # swapped pairs: 120 a epoch
     assert max(schedule.scheduler.get_last_lr()) < 3e-3 == module.lr  # annealed from the peak
+
+
+@pytest.mark.parametrize(
+    "scheduler, lr",
+    [  # 4 epochs of 3 batches: stepped once per epoch (4 times, halving twice), not once per batch (12)
+        ("{_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:2,gamma:0.5}", 1e-3 * 0.5**2),
+        (
+            "{_target_:torch.optim.lr_scheduler.ReduceLROnPlateau,_partial_:true,patience:0,factor:0.5,threshold:100,threshold_mode:abs}",
+            None,
+        ),
+    ],
+)
+def test_a_scheduler_from_the_config_steps_once_per_epoch(make_cfg, scheduler, lr):
+    cfg = make_cfg(f"model.scheduler={scheduler}", "trainer.max_epochs=4", "data.n_pairs=300", "data.batch_size=100")
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    (schedule,) = trainer.lr_scheduler_configs
+    assert schedule.interval == "epoch" and schedule.monitor == "val/loss" and trainer.global_step == 12
+    (group,) = trainer.optimizers[0].param_groups
+    if lr is not None:
+        assert schedule.scheduler.last_epoch == 4 and group["lr"] == pytest.approx(lr)
+    else:  # no epoch after the first improves val/loss by 100: the plateau halves the rate after each of them
+        assert group["lr"] == pytest.approx(1e-3 * 0.5**3)
 
 
 def test_epoch_metrics_are_logged_the_lightning_way(make_cfg):
@@ -118,11 +147,11 @@ def _conv_weights(net):
 
 
 def test_nets_are_channels_last_only_when_training_on_the_cpu():
-    cpu = PairModule(PairNet(), optimizer=partial(torch.optim.Adam))
+    cpu = PairModule(PairNet, optimizer=partial(torch.optim.Adam))
     assert all(w.is_contiguous() for w in _conv_weights(cpu.nets))  # built in the default layout
     cpu.setup("fit")
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(cpu.nets))
-    other = PairModule(PairNet(), optimizer=partial(torch.optim.Adam))
+    other = PairModule(PairNet, optimizer=partial(torch.optim.Adam))
     other._device = torch.device("mps")  # as Lightning sets it before setup on Apple's GPU
     other.setup("fit")
     assert all(not w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(other.nets))
@@ -146,7 +175,7 @@ def test_an_ensemble_of_one_is_the_net_alone_and_each_member_trains_as_alone():
     modules = {}
     for k in (1, 2):
         torch.manual_seed(0)
-        modules[k] = PairModule(PairNet(), optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=0.5, ensemble=k)
+        modules[k] = PairModule(PairNet, optimizer=partial(torch.optim.Adam, lr=1e-3), aux_weight=0.5, ensemble=k)
     single, double = modules[1], modules[2]
     assert len(single.nets) == 1 and len(double.nets) == 2
     first, second = (dict(net.named_parameters()) for net in double.nets)
@@ -161,7 +190,7 @@ def test_an_ensemble_averages_the_digit_probabilities(head):
     """Evaluation: digits = log of the nets' mean digit probabilities; a parameter-free head compares those,
     a learned head's comparison probabilities are averaged."""
     torch.manual_seed(0)
-    module = PairModule(PairNet(head=head), optimizer=partial(torch.optim.Adam, lr=1e-3), ensemble=3).eval()
+    module = PairModule(partial(PairNet, head=head), optimizer=partial(torch.optim.Adam, lr=1e-3), ensemble=3).eval()
     x = torch.randn(5, 2, 14, 14)
     logits, digits = module(x)
     outputs = [net(x) for net in module.nets]

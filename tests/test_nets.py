@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from pairmnist.models.heads import make_head
 from pairmnist.models.nets import DigitConvNet, DigitConvNetPlus, PairNet, Shallow, shifted, tta_offsets
 
 Siamese = partial(PairNet, share_weights=True)
@@ -88,45 +89,48 @@ class UserBranch(nn.Module):
         return self.layers(x)
 
 
-@pytest.mark.parametrize("branch_cls", [UserBranch, DigitConvNetPlus])
-def test_any_branch_unshared_gets_a_second_independently_initialised_copy(branch_cls):
+class Scaled(nn.Module):
+    """A digit net with a bare parameter and no ``reset_parameters()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(196, 10))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.weight
+
+
+@pytest.mark.parametrize("branch_cls", [UserBranch, DigitConvNetPlus, Scaled])
+def test_any_branch_unshared_is_built_twice_independently_initialised(branch_cls):
     torch.manual_seed(0)
-    shared, unshared = PairNet(branch_cls(), share_weights=True), PairNet(branch_cls(), share_weights=False)
+    shared, unshared = PairNet(branch_cls, share_weights=True), PairNet(branch_cls, share_weights=False)
     assert len(shared.branches) == 1 and len(unshared.branches) == 2
     assert n_params(unshared) - n_params(shared) == n_params(branch_cls())
     first, second = (dict(b.named_parameters()) for b in unshared.branches)
     assert first.keys() == second.keys() and not any(
         torch.equal(first[k], second[k]) for k in first if first[k].dim() > 1
     )
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(first.values(), second.values(), strict=True))
     x = torch.randn(3, 2, 14, 14)
     unshared.eval()
     _, digits = unshared(x)
     assert torch.allclose(digits[:, 1], unshared.branches[1](x[:, 1:]), atol=1e-6)
 
 
-def test_twin_draws_its_weights_as_two_fresh_convnets_would():
-    # The report's twin net, bit for bit: head, then two DigitConvNets, in that order of random draws.
+def same(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_weights_are_drawn_in_the_original_reports_order():
+    # The report's twin net, bit for bit: the head, then two DigitConvNets, in that order of random draws.
     torch.manual_seed(3)
     twin = Twin()
     torch.manual_seed(3)
-    head_first = PairNet(share_weights=True)  # draws the head and the first ConvNet
-    second = DigitConvNet()
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(twin.branches[0].parameters(), head_first.branches[0].parameters(), strict=True)
-    )
-    assert all(torch.equal(a, b) for a, b in zip(twin.branches[1].parameters(), second.parameters(), strict=True))
-
-
-def test_an_unshared_branch_whose_weights_cannot_be_reset_is_refused():
-    class Scaled(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.weight = nn.Parameter(torch.randn(196, 10))
-
-        def forward(self, x):
-            return x.flatten(1) @ self.weight
-
-    PairNet(Scaled(), share_weights=True)  # shared: one branch, nothing to re-draw
-    with pytest.raises(ValueError, match="model.share_weights=false: Scaled holds weights but has no reset_parameters"):
-        PairNet(Scaled(), share_weights=False)
+    head, first, second = make_head("learned", 100), DigitConvNet(), DigitConvNet()
+    assert same(twin.head, head) and same(twin.branches[0], first) and same(twin.branches[1], second)
+    # A given branch is built before the head (where Hydra built it), the second one after it.
+    torch.manual_seed(3)
+    plus = PairNet(DigitConvNetPlus, share_weights=False)
+    torch.manual_seed(3)
+    first, head, second = DigitConvNetPlus(), make_head("learned", 100), DigitConvNetPlus()
+    assert same(plus.branches[0], first) and same(plus.head, head) and same(plus.branches[1], second)

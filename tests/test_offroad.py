@@ -101,7 +101,7 @@ def test_a_sweep_on_evaluation_seeds_ranks_nothing_and_writes_no_best_yaml(tmp_p
     for seed in (1000, 1001):  # the same on tuning seeds: ranked, with best.yaml
         write_job(tmp_path / "tuned", f"siamese_lr0.001_seed{seed}", seed=seed, lr=1e-3, val_acc=0.90)
         write_job(tmp_path / "tuned", f"siamese_lr0.01_seed{seed}", seed=seed, lr=1e-2, val_acc=0.92)
-    assert write_report(tmp_path / "tuned").best["siamese"]["overrides"][-1] == "model.lr=0.01"
+    assert write_report(tmp_path / "tuned").best["siamese"]["overrides"][-1] == "model.optimizer.lr=0.01"
 
 
 def test_a_batch_larger_than_the_training_pairs_gets_one_line(run_cli, tmp_path):
@@ -110,29 +110,33 @@ def test_a_batch_larger_than_the_training_pairs_gets_one_line(run_cli, tmp_path)
     assert len(lines) == 1 and "60 training pairs" in lines[0]
 
 
-def test_a_user_nets_own_error_reaches_the_console(run_cli, tmp_path):
-    (tmp_path / "usernet.py").write_text(
+def test_a_users_branch_beside_the_command_runs_shared_or_not_and_its_own_error_reaches_the_console(run_cli, tmp_path):
+    (tmp_path / "mynets.py").write_text(  # a bare parameter, no reset_parameters(): built twice when unshared
+        "import torch\n"
         "from torch import nn\n"
-        "class Branch(nn.Module):\n"
-        "    def __init__(self, channels=8):\n"
+        "class Scaled(nn.Module):\n"
+        "    def __init__(self, scale=1.0):\n"
         "        super().__init__()\n"
-        "        if not isinstance(channels, int):\n"
-        "            raise ValueError(f'channels must be an integer, got {channels!r}')\n"
-        "        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(196, channels), nn.Linear(channels, 10))\n"
+        "        if not isinstance(scale, float):\n"
+        "            raise ValueError(f'scale must be a number, got {scale!r}')\n"
+        "        self.weight = nn.Parameter(torch.randn(196, 10) * scale)\n"
         "    def forward(self, x):\n"
-        "        return self.layers(x)\n"
+        "        return x.flatten(1) @ self.weight\n"
     )
-    branch = "+model.module.net.branch={_target_:usernet.Branch,channels:abc}"
-    proc = run_cli(*TINY, branch, f"hydra.run.dir={tmp_path}/run", check=False, env={"PYTHONPATH": str(tmp_path)})
-    assert proc.returncode == 1 and "channels must be an integer, got 'abc'" in proc.stderr
+    branch = "model.net.branch={_target_:mynets.Scaled,_partial_:true,scale:abc}"
+    proc = run_cli(*TINY, branch, f"hydra.run.dir={tmp_path}/run", check=False, cwd=tmp_path)  # no PYTHONPATH for it
+    assert proc.returncode == 1 and "scale must be a number, got 'abc'" in proc.stderr
     for share in ("true", "false"):  # a user's branch, with and without weight sharing, by config alone
-        ok = branch.replace("channels:abc", "channels:16")
         out = tmp_path / f"run_{share}"
-        env = {"PYTHONPATH": str(tmp_path)}
-        run_cli(*TINY, ok, f"model.share_weights={share}", f"hydra.run.dir={out}", env=env)
+        run_cli(
+            *TINY,
+            branch.replace("abc", "0.1"),
+            f"model.net.share_weights={share}",
+            f"hydra.run.dir={out}",
+            cwd=tmp_path,
+        )
         record = json.loads((out / "metrics.json").read_text())
-        branch_params = 196 * 16 + 16 + 16 * 10 + 10
-        assert record["n_params"] == (1 if share == "true" else 2) * branch_params + 20 * 100 + 100 + 100 * 2 + 2
+        assert record["n_params"] == (1 if share == "true" else 2) * 196 * 10 + 20 * 100 + 100 + 100 * 2 + 2
 
 
 def test_a_gpu_trained_job_evaluates_on_this_machines_device(run_cli, tmp_path):
@@ -154,8 +158,8 @@ def test_a_gpu_trained_job_evaluates_on_this_machines_device(run_cli, tmp_path):
 
 def test_a_null_value_shows_as_null(tmp_path):
     for seed in (1000, 1001):
-        write_job(tmp_path, f"siamese_ema_null_seed{seed}", seed=seed, module={"ema_decay": None}, val_acc=0.91)
-        write_job(tmp_path, f"siamese_ema_0.99_seed{seed}", seed=seed, module={"ema_decay": 0.99}, val_acc=0.90)
+        write_job(tmp_path, f"siamese_ema_null_seed{seed}", seed=seed, model_keys={"ema_decay": None}, val_acc=0.91)
+        write_job(tmp_path, f"siamese_ema_0.99_seed{seed}", seed=seed, model_keys={"ema_decay": 0.99}, val_acc=0.90)
     write_report(tmp_path)
     summary = unpadded((tmp_path / "summary.md").read_text())
     assert "| null |" in summary and "| 0.99 |" in summary  # in the ranking and the groups, not a blank

@@ -73,7 +73,7 @@ def test_same_seed_same_pairs_other_seed_other_pairs(mnist):
 
 @pytest.mark.parametrize(
     "n_pairs, n_val_pairs, message",
-    [(0, 10, "data.n_pairs=0"), (100, 29_950, "at most 60000"), (5001, 10, "at most 10000")],
+    [(0, 10, "^n_pairs=0: must be"), (100, 29_950, "at most 60000"), (5001, 10, "^n_pairs=5001: .*at most 10000")],
 )
 def test_sizes_the_splits_cannot_hold(n_pairs, n_val_pairs, message):
     with pytest.raises(ValueError, match=message):
@@ -122,6 +122,6 @@ def test_test_pairs_are_the_same_at_every_training_size(mnist):
 
 
 def test_test_pair_count_is_checked():
-    with pytest.raises(ValueError, match=r"data.n_test_pairs=5001: 2\*n_test_pairs must be at most 10000"):
+    with pytest.raises(ValueError, match=r"^n_test_pairs=5001: 2\*n_test_pairs must be at most 10000"):
         check_sizes(1000, 1000, 5001)
     check_sizes(6000, 1000, 1000)  # more training pairs than the test set could hold for the course

@@ -74,7 +74,7 @@ def test_resume_retrains_when_the_config_changed(make_cfg):
     run_job(cfg)
     out = Path(cfg.paths.output_dir)
     assert completed(out, cfg) is not None
-    assert completed(out, make_cfg("model=shallow", "model.lr=1e-3")) is None
+    assert completed(out, make_cfg("model=shallow", "model.optimizer.lr=1e-3")) is None
 
 
 def test_failing_job_is_recorded_and_the_others_summarised(run_cli, tmp_path):
@@ -82,7 +82,7 @@ def test_failing_job_is_recorded_and_the_others_summarised(run_cli, tmp_path):
     proc = run_cli(
         "-m",
         "model=siamese",
-        "model.lr=1e-3,1e30,1e-2",
+        "model.optimizer.lr=1e-3,1e30,1e-2",
         f"hydra.sweep.dir={sweep}",
         *TINY,
         "trainer.max_epochs=2",
@@ -93,7 +93,7 @@ def test_failing_job_is_recorded_and_the_others_summarised(run_cli, tmp_path):
     assert "1 job(s) failed" in proc.stderr and failed.name in proc.stderr
     assert (failed / "error.txt").read_text().startswith("FloatingPointError: train/loss is nan")
     summary = pd.read_csv(sweep / "summary.csv")
-    assert sorted(summary["model.lr"]) == [1e-3, 1e-2] and summary.n_runs.tolist() == [1, 1]
+    assert sorted(summary["lr"]) == [1e-3, 1e-2] and summary.n_runs.tolist() == [1, 1]
     assert f"`{failed.name}`: failed: FloatingPointError" in (sweep / "summary.md").read_text()
 
 

@@ -11,6 +11,7 @@ from conftest import unpadded
 
 from pairmnist.analysis.report import REPORT_FILES, write_report
 from pairmnist.analysis.results import main
+from pairmnist.record import Record
 
 
 def write_job(
@@ -18,48 +19,56 @@ def write_job(
 ):
     """A job folder as run.py leaves it, with a metrics.json of the given values.
 
-    ``data={...}`` and ``module={...}`` (keys of ``model.module``) change the resolved config.
+    ``data={...}`` and ``model_keys={...}`` (keys of the ``model`` node) change the resolved config.
     """
     job = root / name
     (job / ".hydra").mkdir(parents=True)
     data = {"n_pairs": 1000, "batch_size": 100, **config.pop("data", {})}
     head = None if model == "shallow" else "learned"
-    overrides = [f"model={model}", f"model.aux_weight={aux_weight}", f"model.lr={lr}", f"seed={seed}"]
+    overrides = [f"model={model}", f"model.aux_weight={aux_weight}", f"model.optimizer.lr={lr}", f"seed={seed}"]
     overrides += [f"data.{k}={v}" for k, v in data.items() if v != {"n_pairs": 1000, "batch_size": 100}.get(k)]
-    module = {"_target_": "pairmnist.models.module.PairModule", "lr": lr, "aux_weight": aux_weight}
-    module["net"] = {"_target_": f"pairmnist.models.nets.{model.title()}", "nb_hidden": 100, "head": head}
-    module.update(config.pop("module", {}))
-    overrides += [
-        f"model.module.{k}={v}" for k, v in module.items() if k not in ("_target_", "lr", "aux_weight", "net")
-    ]
+    net = {"_target_": f"pairmnist.models.nets.{model.title()}", "_partial_": True, "nb_hidden": 100, "head": head}
+    optimizer = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": lr}
+    node = {"_target_": "pairmnist.models.module.PairModule", "aux_weight": aux_weight, "optimizer": optimizer}
+    node["net"] = net
+    node.update(config.pop("model_keys", {}))
+    overrides += [f"model.{k}={v}" for k, v in node.items() if k not in ("_target_", "optimizer", "aux_weight", "net")]
     record = {
         "model": model,
         "seed": seed,
+        "identity": "",
         "aux_weight": aux_weight,
         "lr": lr,
         "nb_hidden": 100,
         "head": head,
         "n_params": 24_936,
+        "n_pairs": data["n_pairs"],
+        "n_test_pairs": data["n_pairs"],
         "epochs": 3,
         "test_acc": test_acc,
+        "test_loss": 0.3,
         "test_digit_acc": None if model == "shallow" else 0.95,
         "val_acc": val_acc,
+        "val_loss": 0.3,
+        "val_digit_acc": None if model == "shallow" else 0.95,
+        "val_epoch": 3,
         "fit_seconds": 4.0 + seed,
-        "finished": finished or f"2026-11-30T10:00:{seed % 60:02d}+00:00",
         "history": {
             "train_loss": [1.0, 0.5, 0.2],
             "train_acc": [0.6, 0.8, 0.9],
             "val_loss": [1, 0.6, 0.3],
             "val_acc": [0.6, 0.8, val_acc],
         },
+        "device": "cpu",
+        "cpu": "a CPU",
+        "threads": 1,
+        "torch": "2",
+        "python": "3",
+        "finished": finished or f"2026-11-30T10:00:{seed % 60:02d}+00:00",
         "overrides": overrides,
-        "config": {
-            "seed": seed,
-            "model": {"lr": lr, "nb_hidden": 100, "aux_weight": aux_weight, "head": head, "module": module},
-            "data": data,
-            "trainer": {"max_epochs": 3},
-        },
+        "config": {"seed": seed, "model": node, "data": data, "trainer": {"max_epochs": 3}},
     }
+    assert record.keys() == Record.__annotations__.keys()  # a record as the schema has it
     (job / "metrics.json").write_text(json.dumps(record))
     return job
 
@@ -92,18 +101,17 @@ def test_groups_follow_every_swept_key_but_seed(tmp_path):
         write_job(tmp_path, f"big_s{seed}", seed=seed, data={"n_pairs": 2000})
     summary = write_report(tmp_path).summary
     assert len(summary) == 3 and list(summary.n_runs) == [2, 2, 2]
-    assert "data.n_pairs" in summary.columns  # a swept key beyond the standard ones
-    assert "data.batch_size" not in summary.columns  # the same everywhere: no column
-    assert "model.module.aux_weight" not in summary.columns  # the same values as model.aux_weight: not repeated
-    groups = sorted(zip(summary["model.aux_weight"], summary["data.n_pairs"], strict=True))
+    assert "n_pairs" in summary.columns  # a swept key beyond the standard ones, by its short name
+    assert "batch_size" not in summary.columns  # the same everywhere: no column
+    groups = sorted(zip(summary["aux_weight"], summary["n_pairs"], strict=True))
     assert groups == [(0, 1000), (0.5, 1000), (0.5, 2000)]
 
 
 def test_a_setting_that_differs_is_shown_even_when_another_column_separates_the_rows(tmp_path):
     write_job(tmp_path, "a", lr=1e-3)
     write_job(tmp_path, "b", lr=1e-4, data={"batch_size": 50})  # lr alone tells the rows apart
-    summary = write_report(tmp_path).summary.set_index("model.lr")
-    assert summary.loc[1e-4, "data.batch_size"] == 50 and summary.loc[1e-3, "data.batch_size"] == 100
+    summary = write_report(tmp_path).summary.set_index("lr")
+    assert summary.loc[1e-4, "batch_size"] == 50 and summary.loc[1e-3, "batch_size"] == 100
 
 
 def test_failed_and_missing_jobs_are_named_not_dropped(tmp_path, capsys):
@@ -140,7 +148,7 @@ def test_cli_rewrites_identical_summary_and_reads_several_sweeps(tmp_path):
     assert main([str(tmp_path / "a")]) == 0
     assert (tmp_path / "a" / "summary.csv").read_bytes() == first
     both = write_report(tmp_path).summary  # the parent of both sweeps
-    assert sorted(both["model.lr"]) == [1e-3, 1e-2] and both.n_runs.tolist() == [2, 2]
+    assert sorted(both["lr"]) == [1e-3, 1e-2] and both.n_runs.tolist() == [2, 2]
 
 
 def test_cli_errors_on_a_folder_without_jobs(tmp_path, capsys):

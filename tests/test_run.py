@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY
+from conftest import CONF, ROOT, TINY
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from pairmnist.jobs.config import ConfigError, check, launch_path
-from pairmnist.jobs.hydra_callbacks import ValidateConfig
-from pairmnist.record import METRICS_KEYS
-from pairmnist.train import accelerator
+from pairmnist.jobs.hydra_callbacks import CheckJobs
+from pairmnist.record import Record
+from pairmnist.train import accelerator, check, explain, launch_path
 from pairmnist.train import run as run_job
 
 
@@ -24,7 +25,7 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     val_acc = run_job(cfg)
     out = Path(cfg.paths.output_dir)
     record = json.loads((out / "metrics.json").read_text())
-    assert set(METRICS_KEYS) <= set(record)
+    assert record.keys() == Record.__annotations__.keys()  # the schema, field for field
     assert record["model"] == model and record["seed"] == 0 and record["epochs"] == 1
     assert record["val_acc"] == val_acc
     assert 0 <= record["test_acc"] <= 1 and 0 <= record["val_acc"] <= 1 and record["fit_seconds"] > 0
@@ -35,17 +36,18 @@ def test_each_model_writes_a_complete_metrics_json(make_cfg, model):
     assert record["history"]["val_acc"][-1] == record["val_acc"]
     assert record["n_params"] == {"shallow": 197_502, "twin": 47_570, "siamese": 24_936, "siamese_plus": 258_170}[model]
     checkpoint = torch.load(out / "checkpoints" / "final.ckpt", weights_only=True)  # torch's safe loader
-    plain = {"aux_weight": cfg.model.aux_weight, "label_smoothing": cfg.model.get("label_smoothing", 0.0)}
-    assert checkpoint["hyper_parameters"] == {**plain, "ema_decay": cfg.model.get("ema_decay")}
-    assert checkpoint["state_dict"].keys() == {f"nets.0.{k}" for k in instantiate(cfg.model.module.net).state_dict()}
+    plain = {"aux_weight": cfg.model.aux_weight, "label_smoothing": cfg.model.label_smoothing}
+    assert checkpoint["hyper_parameters"] == {**plain, "ema_decay": cfg.model.ema_decay, "ensemble": 1}
+    assert checkpoint["state_dict"].keys() == {f"nets.0.{k}" for k in instantiate(cfg.model.net)().state_dict()}
     assert list(out.glob("events.out.tfevents.*")) and (out / "hparams.yaml").is_file()
 
 
 def test_model_defaults_are_the_original_reports(make_cfg):
     shallow, twin = make_cfg("model=shallow"), make_cfg("model=twin")
-    assert (shallow.model.lr, shallow.model.nb_hidden, shallow.model.aux_weight) == (1e-4, 500, 0)
-    assert (twin.model.lr, twin.model.nb_hidden, twin.model.aux_weight) == (1e-3, 100, 0.5)
-    assert twin.model.module.net._target_.endswith("PairNet") and twin.model.module.net.share_weights is False
+    assert (shallow.model.optimizer.lr, shallow.model.net.nb_hidden, shallow.model.aux_weight) == (1e-4, 500, 0)
+    assert (twin.model.optimizer.lr, twin.model.net.nb_hidden, twin.model.aux_weight) == (1e-3, 100, 0.5)
+    assert twin.model.net._target_.endswith("PairNet") and twin.model.net.share_weights is False
+    assert twin.model.scheduler is None and twin.model.scheduler_config.interval == "epoch"
     assert twin.trainer.max_epochs == 1
     assert make_cfg(tiny=False).trainer.max_epochs == 25
 
@@ -53,65 +55,57 @@ def test_model_defaults_are_the_original_reports(make_cfg):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("model.aux_weight=1.5", r"model.aux_weight=1.5: must be within \[0, 1\]"),
-        ("model.aux_weight=-0.1", r"model.aux_weight=-0.1: must be within \[0, 1\]"),
-        ("model=shallow model.aux_weight=0.5", r"model.aux_weight=0.5: allowed: 0"),
-        ("data.n_pairs=0", "data.n_pairs=0: must be >= 1"),
-        ("data.n_val_pairs=0", "data.n_val_pairs=0: must be >= 1"),
-        ("data.n_pairs=5001", "data.n_pairs=5001: 2\\*n_pairs must be at most 10000"),
-        ("data.n_pairs=4000 data.n_val_pairs=27000", "must be at most 60000"),
-        ("data.batch_size=0", "data.batch_size=0: must be >= 1"),
-        ("model.lr=0", "model.lr=0: must be a finite number > 0"),
-        ("model.lr=inf", "model.lr=inf: must be a finite number > 0"),
-        ("model.lr=abc", "model.lr=abc: must be a finite number"),
-        ("trainer.max_epochs=0", "trainer.max_epochs=0: must be >= 1"),
-        ("data.source=mnist", "data.source=mnist: allowed: packaged, torchvision"),
-        ("seed=-1", "seed=-1: must be an integer in"),
-        ("model.head=digits", "model.aux_weight=0.5: allowed: 1 with model.head=digits"),
-        ("model.head=mlp", "model.head=mlp: allowed: learned, digits, probabilistic"),
-        ("data.augment.shift=9", r"data.augment.shift=9: must be an integer in \[0, 7\]"),
-        ("model=siamese_plus model.tta_shift=-1", r"model.tta_shift=-1: must be an integer in \[0, 3\]"),
-        ("model=siamese_plus model.ema_decay=1.5", r"model.ema_decay=1.5: must be null \(off\) or in \[0, 1\)"),
-        ("model=siamese_plus model.label_smoothing=2", r"model.label_smoothing=2: must be in \[0, 1\)"),
-        ("data.augment.mix=2", r"data.augment.mix=2: must be in \[0, 1\]"),
-        ("tuning_seeds=abc", r"tuning_seeds=abc: must be null or a non-empty list"),
-        ("tuning_seeds=[1,1]", r"tuning_seeds=\[1, 1\]: must be null or a non-empty list of distinct seeds"),
-        ("tuning_seeds=[]", r"tuning_seeds=\[\]: must be null or a non-empty list"),
-        ("data.num_workers=2", "data.num_workers=2: must be 0: the pairs live in memory"),
-        ("tuning_seeds=1", "^tuning_seeds=1: must be null or a non-empty list"),
-        ("+data.n_test_pairs=abc", r"^data.n_test_pairs=abc: must be null \(= n_pairs\) or >= 1$"),
-        ("+data.augment.foo=1", "^data.augment=.*: keys: swap, shift, rotate, scale, mix$"),
-        ("model=siamese_plus model.width=0", "^model.width=0: must be an integer >= 1$"),
-        ("model=siamese_plus model.dropout=1.5", r"^model.dropout=1.5: must be in \[0, 1\)$"),
-        ("model=siamese_plus model.weight_decay=-1", "^model.weight_decay=-1: must be a number >= 0$"),
+        ("model.aux_weight=1.5", r"^model.aux_weight=1.5: must be within \[0, 1\]$"),
+        ("model=shallow model.aux_weight=0.5", r"^model.aux_weight=0.5: allowed: 0 \(this net has no digit outputs\)$"),
+        ("model.net.head=digits", r"^model.aux_weight=0.5: allowed: 1 \(the comparison has no gradient"),
+        ("model.net.head=mlp", "^model.net.head=mlp: allowed: learned, digits, probabilistic$"),
+        ("model.net.nb_hidden=0", "^model.net.nb_hidden=0: must be an integer >= 1$"),
+        ("model=shallow model.net.nb_hidden=-5", "^model.net.nb_hidden=-5: must be an integer >= 1$"),
+        ("model.net.share_weights=flase", "^model.net.share_weights=flase: must be true or false$"),
+        ("model.net.tta_shift=-1", r"^model.net.tta_shift=-1: must be an integer in \[0, 3\]"),
+        ("model.optimizer.lr=0", "^model.optimizer.lr=0: must be a finite number > 0$"),
+        ("model.optimizer.lr=inf", "^model.optimizer.lr=inf: must be a finite number > 0$"),
+        ("model.optimizer.lr=abc", "^model.optimizer.lr=abc: must be a finite number > 0$"),
+        ("model.ema_decay=1.5", r"^model.ema_decay=1.5: must be null \(off\) or in \[0, 1\)$"),
+        ("model.label_smoothing=2", r"^model.label_smoothing=2: must be in \[0, 1\)$"),
+        ("model.scheduler=3", "^model.scheduler=3: must be null or make a scheduler$"),
+        ("model.scheduler_config.interval=batch", "^model.scheduler_config.interval=batch: allowed: epoch, step$"),
+        ("+model.scheduler_config.foo=1", "^model.scheduler_config.foo=1: unknown key; allowed: interval, frequency"),
+        ("model=siamese_plus model.net.branch.width=0", "^model.net.branch.width=0: must be an integer >= 1$"),
+        ("model=siamese_plus model.net.branch.dropout=1.5", r"^model.net.branch.dropout=1.5: must be in \[0, 1\)$"),
+        ("+model.net.width=64", "^model.net.width: unknown key: PairNet.* unexpected keyword argument 'width'$"),
+        ("+model.optimizer.foo=1", "^model.optimizer.foo: unknown key: .*unexpected keyword argument 'foo'$"),
+        ("data.n_pairs=0", "^data.n_pairs=0: must be an integer >= 1$"),
+        ("data.n_val_pairs=0", "^data.n_val_pairs=0: must be an integer >= 1$"),
+        ("data.n_pairs=5001", r"^data.n_pairs=5001: 2\*n_pairs must be at most 10000"),
+        ("data.n_pairs=4000 data.n_val_pairs=27000", "^data.n_val_pairs=27000: .*must be at most 60000"),
+        ("+data.n_test_pairs=abc", r"^data.n_test_pairs=abc: must be null \(= n_pairs\) or an integer >= 1$"),
+        ("data.batch_size=0", "^data.batch_size=0: must be an integer >= 1$"),
+        ("data.source=mnist", "^data.source=mnist: allowed: packaged, torchvision$"),
+        ("data.augment.shift=9", r"^data.augment.shift=9: must be an integer in \[0, 7\]"),
+        ("data.augment.mix=2", r"^data.augment.mix=2: must be in \[0, 1\]"),
+        ("+data.augment.foo=1", "^data.augment.foo=1: unknown key; allowed: swap, shift, rotate, scale, mix$"),
+        ("data.num_workers=2", "^data.num_workers=2: must be 0"),
         ("data.num_workers=false", "^data.num_workers=False: must be 0"),
-        ("+model.optimizer=abc", "^model.optimizer: unknown key"),
-        ("+model.scheduler=3", "^model.scheduler: unknown key"),
-        ("model.share_weights=flase", "^model.share_weights=flase: must be true or false$"),
-        ("resume=no", "^resume=no: must be true or false$"),
         ("data.normalize=1", "^data.normalize=1: must be true or false$"),
-        (
-            "+model.lrr=0.1",
-            "model.lrr: unknown key .*; known under model: lr, nb_hidden, aux_weight, head, share_weights, module$",
-        ),
-        ("+model.width=64", "model.width: unknown key"),  # siamese has no width (siamese_plus has)
-        ("+data.foo=1", "data.foo: unknown key: 'foo' is not an argument of pairmnist.data.PairMNISTDataModule"),
-        ("+model.module.net.foo=1", "model.module.net.foo: unknown key: 'foo' is not an argument of .*PairNet"),
-        ("+paths.cache=x", "paths.cache: unknown key"),
-        ("+foo=1", "foo: unknown key .*known at the top level: seed, tuning_seeds, threads, resume, paths"),
+        ("+data.foo=1", "^data.foo: unknown key: PairMNISTDataModule.* unexpected keyword argument 'foo'$"),
+        ("seed=-1", "^seed=-1: must be an integer in"),
+        ("trainer.max_epochs=-2", "^trainer: "),  # Lightning's own check, named by its node
+        ("+trainer.limit_val_batches=0", "^trainer.limit_val_batches=0: must be > 0"),
+        ("tuning_seeds=abc", "^tuning_seeds=abc: must be null or a non-empty list"),
+        ("tuning_seeds=1", "^tuning_seeds=1: must be null or a non-empty list"),
+        ("tuning_seeds=[]", r"^tuning_seeds=\[\]: must be null or a non-empty list"),
+        ("tuning_seeds=[1,1]", r"^tuning_seeds=\[1, 1\]: must be null or a non-empty list of distinct seeds"),
+        ("threads=0", r"^threads=0: must be null \(measured\) or an integer >= 1$"),
+        ("resume=no", "^resume=no: must be true or false$"),
     ],
 )
-def test_bad_values_name_the_key_and_what_is_allowed(make_cfg, override, message):
-    with pytest.raises(ConfigError, match=message) as info:
-        check(make_cfg(*override.split()))
-    assert "\n" not in str(info.value)
-
-
-def test_unwritable_data_dir(make_cfg, tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    with pytest.raises(ConfigError, match="paths.data_dir=.*not a writable folder"):
-        check(make_cfg(f"paths.data_dir={blocker}/data"))
+def test_bad_values_and_unknown_keys_are_one_line_naming_the_key(make_cfg, override, message):
+    cfg = make_cfg(*override.split())
+    with pytest.raises(Exception) as info:
+        check(cfg)
+    line = explain(info.value, cfg)
+    assert re.search(message, line) and "\n" not in line, line
 
 
 def test_cli_bad_value_is_one_line_without_traceback(run_cli, tmp_path):
@@ -131,14 +125,20 @@ def test_cli_unknown_model_or_misspelled_key(run_cli, tmp_path, override, messag
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cli_key_added_with_plus_that_nothing_reads_stops_before_anything(run_cli, tmp_path):
-    proc = run_cli("+model.lrr=0.1", f"hydra.run.dir={tmp_path}/run", check=False)  # Hydra's hint for model.lrr
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        "model.lrr: unknown key (nothing reads it); known under model: "
-        "lr, nb_hidden, aux_weight, head, share_weights, module"
-    ]
-    assert not (tmp_path / "run").exists()
+def test_a_stray_model_yaml_key_the_same_plus_key_and_a_bad_swept_value_stop_before_any_job(run_cli, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("defaults:\n  - siamese\n  - _self_\n\nwd: 1.0e-4\n")
+    from_yaml = run_cli("--config-dir", str(tmp_path), "model=mine", f"hydra.run.dir={tmp_path}/a", check=False)
+    from_cli = run_cli("+model.wd=1e-4", f"hydra.run.dir={tmp_path}/b", check=False)
+    assert from_yaml.returncode == from_cli.returncode == 1
+    assert from_yaml.stderr.strip().splitlines() == from_cli.stderr.strip().splitlines()
+    (line,) = from_cli.stderr.strip().splitlines()
+    assert line.startswith("model.wd: unknown key") and "'wd'" in line
+    swept = run_cli("-m", *TINY, "model.optimizer.lr=1e-3,-1", f"hydra.sweep.dir={tmp_path}/c", check=False)
+    assert swept.returncode == 1
+    assert swept.stderr.strip().splitlines() == ["model.optimizer.lr=-1: must be a finite number > 0"]
+    assert not any((tmp_path / d).exists() for d in "abc")  # no folder made, no job trained
+    assert "training" not in swept.stdout + swept.stderr
 
 
 def test_cli_key_a_constructor_reads_runs_and_the_run_prints_its_folders(run_cli, tmp_path):
@@ -149,18 +149,22 @@ def test_cli_key_a_constructor_reads_runs_and_the_run_prints_its_folders(run_cli
     assert json.loads((run_dir / "metrics.json").read_text())["config"]["trainer"]["gradient_clip_val"] == 1.0
 
 
-def test_learned_head_without_gradient_is_warned(make_cfg, caplog):
-    check(make_cfg("model.aux_weight=1"))
-    assert "comparison head gets no gradient" in caplog.text
-    caplog.clear()
-    check(make_cfg("model.aux_weight=1", "model.head=digits"))
-    assert "no gradient" not in caplog.text
+def test_learned_head_without_gradient_is_warned(make_cfg):
+    with pytest.warns(UserWarning, match="comparison head gets no gradient"):
+        instantiate(make_cfg("model.aux_weight=1").model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        instantiate(make_cfg("model.aux_weight=1", "model.net.head=digits").model)  # nothing to learn: no warning
 
 
 def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
     plus = make_cfg("model=siamese_plus")
-    assert plus.model.head == "probabilistic" and plus.data.augment.swap and plus.data.augment.shift == 1
-    assert plus.model.module.net.branch._target_.endswith("DigitConvNetPlus")
+    assert plus.model.net.head == "probabilistic" and plus.data.augment.swap and plus.data.augment.shift == 1
+    assert plus.model.net.branch._target_.endswith("DigitConvNetPlus") and plus.model.net.branch._partial_
+    assert (
+        plus.model.scheduler.max_lr == plus.model.optimizer.lr == 3e-3
+        and plus.model.scheduler_config.interval == "step"
+    )
     assert plus.trainer.max_epochs == 1 and make_cfg("model=siamese_plus", tiny=False).trainer.max_epochs == 25
     assert make_cfg("model=siamese_plus", tiny=False).data.n_pairs == 1000  # the strict protocol
     ablation = make_cfg("experiment=ablation")
@@ -173,9 +177,11 @@ def test_siamese_plus_recipe_and_the_ablation_experiment(make_cfg):
 
 def test_cli_failed_run_is_one_line_with_the_traceback_in_error_txt(run_cli, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("model.lr=1e30", "trainer.max_epochs=2", "data.n_pairs=100", f"hydra.run.dir={run_dir}", check=False)
+    proc = run_cli(
+        "model.optimizer.lr=1e30", "trainer.max_epochs=2", "data.n_pairs=100", f"hydra.run.dir={run_dir}", check=False
+    )
     assert proc.returncode == 1
-    message = "FloatingPointError: train/loss is nan at epoch 1: training diverged (model.lr=1e+30)"
+    message = "FloatingPointError: train/loss is nan at epoch 1: training diverged (optimizer.lr=1e+30)"
     assert proc.stderr.strip().splitlines()[-1] == f"{message} (traceback: {run_dir / 'error.txt'})"
     assert "HYDRA_FULL_ERROR" not in proc.stderr and "Error executing job" not in proc.stderr  # the line only
     error = (run_dir / "error.txt").read_text()
@@ -183,21 +189,24 @@ def test_cli_failed_run_is_one_line_with_the_traceback_in_error_txt(run_cli, tmp
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the check is for machines without a GPU")
-def test_gpu_trainer_without_a_gpu_is_a_config_error(make_cfg):
-    with pytest.raises(ConfigError, match="trainer.accelerator=gpu: no CUDA GPU is available here"):
-        check(make_cfg("trainer=gpu"))
+def test_gpu_trainer_without_a_gpu_is_one_line_naming_the_trainer(make_cfg):
+    cfg = make_cfg("trainer=gpu")
+    with pytest.raises(Exception) as info:
+        check(cfg)
+    assert explain(info.value, cfg).startswith("trainer: MisconfigurationException: ")
 
 
-def test_resume_without_an_existing_folder_is_warned(make_cfg, tmp_path, caplog):
-    cfg = make_cfg("resume=true", f"hydra.sweep.dir={tmp_path}/missing")
-    ValidateConfig().on_multirun_start(cfg)
+def test_resume_without_an_existing_folder_is_warned(tmp_path, data_dir, caplog):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        overrides = [*TINY, "resume=true", f"hydra.sweep.dir={tmp_path}/missing", f"paths.data_dir={data_dir}"]
+        CheckJobs().on_multirun_start(compose("config", overrides=overrides, return_hydra_config=True))
     assert "nothing to resume" in caplog.text
 
 
 def test_early_stopping_as_the_docs_show(make_cfg):
     """docs/models.md's `+callbacks.early_stopping=...` example monitors val/acc and stops a tiny run early."""
     (override,) = re.findall(r"'(\+callbacks\.early_stopping=\{[^']+\})'", (ROOT / "docs" / "models.md").read_text())
-    cfg = make_cfg("model=shallow", "model.lr=1e-3", "trainer.max_epochs=20", override)
+    cfg = make_cfg("model=shallow", "model.optimizer.lr=1e-3", "trainer.max_epochs=20", override)
     run_job(cfg)
     record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert record["epochs"] < 20 and len(record["history"]["val_acc"]) == record["epochs"]
@@ -220,32 +229,19 @@ def test_relative_paths_are_anchored_at_the_launch_folder(make_cfg, monkeypatch,
     assert launch_path(cfg, tmp_path / "abs") == tmp_path / "abs"
 
 
-def test_a_model_yaml_key_nothing_reads_and_the_same_plus_key_get_the_same_line(run_cli, tmp_path):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "mine.yaml").write_text("defaults:\n  - siamese\n  - _self_\n\nwd: 1.0e-4\n")
-    from_yaml = run_cli("--config-dir", str(tmp_path), "model=mine", f"hydra.run.dir={tmp_path}/a", check=False)
-    from_cli = run_cli("+model.wd=1e-4", f"hydra.run.dir={tmp_path}/b", check=False)
-    assert from_yaml.returncode == from_cli.returncode == 1
-    assert from_yaml.stderr.strip().splitlines() == from_cli.stderr.strip().splitlines()
-    assert from_cli.stderr.strip().splitlines() == [
-        "model.wd: unknown key (nothing reads it); known under model: "
-        "lr, nb_hidden, aux_weight, head, share_weights, module"
-    ]
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-
-
 def test_siamese_plus_without_weight_sharing_trains_two_plus_branches(make_cfg):
-    shared, unshared = make_cfg("model=siamese_plus"), make_cfg("model=siamese_plus", "model.share_weights=false")
+    unshared = make_cfg("model=siamese_plus", "model.net.share_weights=false")
     run_job(unshared)
     record = json.loads((Path(unshared.paths.output_dir) / "metrics.json").read_text())
-    branch = sum(p.numel() for p in instantiate(shared.model.module.net.branch).parameters())
-    assert record["n_params"] == 258_170 + branch and record["config"]["model"]["share_weights"] is False
+    branch = sum(p.numel() for p in instantiate(unshared.model.net.branch)().parameters())
+    assert record["n_params"] == 258_170 + branch and record["config"]["model"]["net"]["share_weights"] is False
 
 
-def test_hparams_show_every_key_of_the_identity_a_new_knob_included(make_cfg):
-    cfg = make_cfg("+trainer.gradient_clip_val=1.0", "+model.module.optimizer.betas=[0.8,0.99]")
+def test_hparams_show_every_key_of_the_identity_by_its_short_name(make_cfg):
+    cfg = make_cfg("+trainer.gradient_clip_val=1.0", "+model.optimizer.betas=[0.8,0.99]")
     run_job(cfg)
     out = Path(cfg.paths.output_dir)
     events = b"".join(p.read_bytes() for p in out.glob("events.out.tfevents.*"))  # TensorBoard's HPARAMS tab
-    for key in (b"trainer/gradient_clip_val", b"model/module/optimizer/betas", b"data/n_pairs", b"model_name"):
+    for key in (b"gradient_clip_val", b"betas", b"n_pairs", b"lr", b"optimizer._target_", b"net._target_"):
         assert key in events, key
+    assert b"model/" not in events and b"model.optimizer" not in events

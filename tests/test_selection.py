@@ -18,12 +18,12 @@ def test_grids_are_the_original_reports_over_tuning_seeds():
         shallow = compose("config", overrides=["hparams_search=shallow_grid"], return_hydra_config=True)
     assert dict(deep.hydra.sweeper.params) == {
         "model": "twin,siamese",
-        "model.lr": "1e-4,1e-3,1e-2",
-        "model.nb_hidden": "100,300,500",
+        "model.optimizer.lr": "1e-4,1e-3,1e-2",
+        "model.net.nb_hidden": "100,300,500",
         "model.aux_weight": "0,0.5,1",
         "seed": "1000,1001,1002",
     }
-    assert set(shallow.hydra.sweeper.params) == {"model", "model.lr", "model.nb_hidden", "seed"}
+    assert set(shallow.hydra.sweeper.params) == {"model", "model.optimizer.lr", "model.net.nb_hidden", "seed"}
     assert not {0, 1, 2, 3, 4, 5, 6, 7, 8, 9} & {int(s) for s in deep.hydra.sweeper.params.seed.split(",")}
 
 
@@ -34,14 +34,15 @@ def test_selection_follows_validation_not_test(tmp_path):
         write_job(tmp_path, f"b{seed}", seed=seed, lr=1e-3, val_acc=0.90, test_acc=0.99)
         write_job(tmp_path, f"c{seed}", seed=seed, lr=1e-4, aux_weight=1.0, val_acc=0.50, test_acc=0.50)
     report = write_report(tmp_path)
-    assert report.best["siamese"]["overrides"] == ["model=siamese", "model.aux_weight=0.5", "model.lr=0.01"]
+    assert report.best["siamese"]["overrides"] == ["model=siamese", "model.aux_weight=0.5", "model.optimizer.lr=0.01"]
+    assert report.best["siamese"]["settings"] == {"aux_weight": 0.5, "lr": 0.01}  # by short name
     assert report.best["siamese"]["n_runs"] == 2 and report.best["siamese"]["val_acc_mean"] == 0.95
     text = (tmp_path / "best.yaml").read_text()
     (line,) = [line for line in text.splitlines() if "command:" in line]
     assert line.endswith("'seed=range(10)'")  # one line, pasted as it reads
     saved = yaml.safe_load(text)
     assert saved["siamese"]["command"] == (
-        "python src/run.py -m model=siamese model.aux_weight=0.5 model.lr=0.01 'seed=range(10)'"
+        "python src/run.py -m model=siamese model.aux_weight=0.5 model.optimizer.lr=0.01 'seed=range(10)'"
     )
     ranking = unpadded((tmp_path / "ranking.md").read_text())
     assert "not used for selection" in ranking and "test acc % (not used)" in ranking
@@ -72,9 +73,9 @@ def test_rank_reads_only_keys_and_validation_columns(tmp_path):
         write_job(tmp_path, f"a{seed}", seed=seed, lr=1e-2, val_acc=0.9 + seed / 100)
         write_job(tmp_path, f"b{seed}", seed=seed, lr=1e-3, val_acc=0.8)
     summary = write_report(tmp_path).summary
-    keys = ["model", "model.lr"]
+    keys = ["model", "lr"]
     blind = summary.drop(columns=[c for c in summary if c.startswith(("test_", "digit_"))])
-    assert rank(blind, keys)["model.lr"].tolist() == [1e-2, 1e-3]
+    assert rank(blind, keys)["lr"].tolist() == [1e-2, 1e-3]
 
 
 def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
@@ -83,8 +84,8 @@ def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
         "-m",
         "hparams_search=deep_grid",
         "model=siamese",
-        "model.lr=1e-3,1e-2",
-        "model.nb_hidden=20",
+        "model.optimizer.lr=1e-3,1e-2",
+        "model.net.nb_hidden=20",
         "model.aux_weight=0.5",
         "seed=1000",
         f"hydra.sweep.dir={sweep}",
@@ -92,7 +93,7 @@ def test_miniature_grid_through_the_real_configs(run_cli, tmp_path):
     )
     assert len(list(sweep.glob("*/metrics.json"))) == 2
     best = yaml.safe_load((sweep / "best.yaml").read_text())["siamese"]
-    assert best["overrides"][1] in ("model.lr=0.001", "model.lr=0.01") and best["n_runs"] == 1
+    assert best["overrides"][1] in ("model.optimizer.lr=0.001", "model.optimizer.lr=0.01") and best["n_runs"] == 1
     assert "debug=tiny" in best["overrides"]  # fixed settings kept
     assert not any(o.startswith(("seed=", "hparams_search=", "hydra.", "~")) for o in best["overrides"])
     assert "## siamese" in (sweep / "ranking.md").read_text()

@@ -60,14 +60,14 @@ def test_sigint_ends_a_serial_sweep_with_its_report_and_the_command_that_finishe
 
 
 def test_finish_command_quotes_and_replaces_resume_and_the_sweep_folder(tmp_path):
-    argv = ["src/run.py", "-m", "seed=range(3)", "resume=false", "hydra.sweep.dir=old", "model.lr=1e-3,1e-2"]
+    argv = ["src/run.py", "-m", "seed=range(3)", "resume=false", "hydra.sweep.dir=old", "model.optimizer.lr=1e-3,1e-2"]
     command = finish_command(tmp_path / "my sweep", argv)
     words = shlex.split(command)
     assert words[0] in ("python", sys.executable) and words[1:] == [
         "src/run.py",
         "-m",
         "seed=range(3)",
-        "model.lr=1e-3,1e-2",
+        "model.optimizer.lr=1e-3,1e-2",
         "resume=true",
         f"hydra.sweep.dir={tmp_path / 'my sweep'}",
     ]

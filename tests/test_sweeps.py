@@ -36,15 +36,15 @@ def test_optuna_search_survives_a_diverging_trial_and_selects_on_validation(run_
     sweep = tmp_path / "search"
     proc = run_cli(
         "-m", "hparams_search=deep_optuna", "model=siamese", "hydra.sweeper.n_trials=6", "tuning_seeds=[1000,1001]",
-        "model.lr=choice(1e-3,1e30)", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}", *TINY, check=False,
+        "model.optimizer.lr=choice(1e-3,1e30)", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}", *TINY, check=False,
     )  # fmt: skip
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 1 and "training diverged (model.lr=1e+30)" in output  # recorded, not hidden
+    assert proc.returncode == 1 and "training diverged (optimizer.lr=1e+30)" in output  # recorded, not hidden
     assert "failed (its job left no value)" in output  # told to Optuna as FAIL
     trials = [p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
     assert len(trials) >= 2  # the search went on after the diverged trial (equal trials share a folder)
     best = yaml.safe_load((sweep / "best.yaml").read_text())["siamese"]
-    assert "model.lr=0.001" in best["overrides"] and best["command"] in proc.stdout
+    assert "model.optimizer.lr=0.001" in best["overrides"] and best["command"] in proc.stdout
     records = [json.loads(p.read_text()) for p in sweep.glob("*/seed*/metrics.json")]
     winner = [r for r in records if identity_id(r["config"]) == best["identity"]]
     assert sorted(r["seed"] for r in winner) == [1000, 1001]
@@ -58,7 +58,7 @@ def test_optuna_search_survives_a_diverging_trial_and_selects_on_validation(run_
 def test_a_search_whose_trials_all_fail_ends_like_a_grid(run_cli, tmp_path):
     sweep = tmp_path / "search"
     args = ["-m", "hparams_search=deep_optuna", "model=siamese", "tuning_seeds=[1000]", "hydra.sweeper.n_trials=2"]
-    proc = run_cli(*args, *TINY, "model.lr=choice(1e30)", f"hydra.sweep.dir={sweep}", check=False)
+    proc = run_cli(*args, *TINY, "model.optimizer.lr=choice(1e30)", f"hydra.sweep.dir={sweep}", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines[-4].startswith("2 job(s) failed or left no result: ")  # the failed list, then the report

@@ -4,10 +4,8 @@ Training writes it (:mod:`pairmnist.train`); the analysis reads it
 (:mod:`pairmnist.analysis.report`). Plain Python on plain data (dicts from ``metrics.json`` or
 ``OmegaConf.to_container``): no torch, Lightning, Hydra or OmegaConf, so a report runs anywhere.
 
-A job folder holds ``metrics.json`` (success) or ``error.txt`` (failure: the message on its
-first line, then the traceback).
-
-Identity.A job's identity: what it computes, independent of how its command was typed.
+A job folder holds ``metrics.json`` (success; its fields: :class:`Record`) or ``error.txt``
+(failure: the message on its first line, then the traceback).
 
 The identity of a job is its resolved study config (``model``, ``data``, ``trainer``, and the
 Lightning callbacks that can change the numbers, such as early stopping) without the seed,
@@ -16,9 +14,6 @@ without the trainer keys and callbacks that only change what is printed or saved
 (:func:`canonical`). Two jobs with the same identity and the same seed compute the same result
 (bitwise on one CPU model and thread count). The report groups by identity, resume and
 de-duplication match on (identity, seed), and :func:`identity_id` is a short stable name for it.
-
-Plain Python on plain data (dicts from ``metrics.json`` or ``OmegaConf.to_container``), so
-the analysis can use it without torch, Lightning or OmegaConf.
 """
 
 from __future__ import annotations
@@ -28,26 +23,69 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from pairmnist.atomic import write_json
 
 METRICS_FILE, ERROR_FILE = "metrics.json", "error.txt"
-METRICS_KEYS = (
-    "model",
-    "seed",
-    "aux_weight",
-    "lr",
-    "nb_hidden",
-    "n_params",
-    "epochs",
-    "test_acc",
-    "test_digit_acc",
-    "val_acc",
-    "fit_seconds",
-    "history",
-    "config",
-)
+
+
+class Record(TypedDict):
+    """What a finished job's ``metrics.json`` holds: this definition is its schema.
+
+    Accuracies are fractions in [0, 1] (:func:`fraction`); losses are means over the pairs.
+
+    Attributes:
+        model: the ``model=`` choice (``siamese``, ...), or None for a config composed without it.
+        seed: the seed of the pairs, the batch order and the weights.
+        identity: :func:`identity_id` of ``config``.
+        lr, aux_weight, nb_hidden, head: the study's hyperparameters as trained
+            (:func:`trained_hyperparameters`; None where the net has no such argument).
+        n_params: the net's parameters.
+        n_pairs, n_test_pairs: training and test pairs.
+        epochs: training epochs run.
+        test_acc, test_loss, test_digit_acc: on the test pairs after the last epoch (digit
+            accuracy: None for a net without digit outputs).
+        val_acc, val_loss, val_digit_acc: the last validation's (None when none ran).
+        val_epoch: the epoch the ``val_*`` figures come from (None when no epoch was validated).
+        fit_seconds: wall-clock seconds of ``Trainer.fit``.
+        history: ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``: one value per epoch that ran them.
+        device, cpu, threads, torch, python: where and with what it ran (numbers are bitwise
+            the same for one CPU model and thread count).
+        finished: when, ISO 8601 in UTC.
+        overrides: the command line's overrides of this job (Hydra's ``overrides.task``).
+        config: the resolved study config (``pairmnist.train.study_config``): ``seed``,
+            ``model``, ``data``, ``trainer`` and the callbacks that can change the numbers.
+    """
+
+    model: str | None
+    seed: int
+    identity: str
+    lr: float | None
+    aux_weight: float
+    nb_hidden: int | None
+    head: str | None
+    n_params: int
+    n_pairs: int
+    n_test_pairs: int
+    epochs: int
+    test_acc: float
+    test_loss: float
+    test_digit_acc: float | None
+    val_acc: float | None
+    val_loss: float | None
+    val_digit_acc: float | None
+    val_epoch: int | None
+    fit_seconds: float
+    history: dict[str, list[float]]
+    device: str
+    cpu: str
+    threads: int
+    torch: str
+    python: str
+    finished: str
+    overrides: list[str]
+    config: dict[str, Any]
 
 
 def fraction(acc: float | None) -> float | None:
@@ -59,12 +97,12 @@ class JobNotDone(Exception):
     """A job folder without a usable result; the message says why (one line)."""
 
 
-def load_record(job_dir: str | Path) -> dict[str, Any]:
+def load_record(job_dir: str | Path) -> Record:
     """The ``metrics.json`` record of a job that finished without error.
 
     Raises:
         JobNotDone: ``error.txt`` exists (its first line is the reason), or ``metrics.json``
-            is missing, unreadable, or lacks one of :data:`METRICS_KEYS`.
+            is missing, unreadable, or lacks a field of :class:`Record`.
     """
     job_dir = Path(job_dir)
     error = job_dir / ERROR_FILE
@@ -77,13 +115,13 @@ def load_record(job_dir: str | Path) -> dict[str, Any]:
         raise JobNotDone(f"no {METRICS_FILE} (not run, interrupted or still running)") from None
     except (OSError, ValueError) as e:
         raise JobNotDone(f"unreadable {METRICS_FILE}: {e}") from None
-    missing = [k for k in METRICS_KEYS if k not in record]
+    missing = [k for k in Record.__annotations__ if k not in record]
     if missing:
         raise JobNotDone(f"incomplete {METRICS_FILE}: no {', '.join(missing)}")
     return record
 
 
-def write_record(job_dir: str | Path, record: dict[str, Any]) -> None:
+def write_record(job_dir: str | Path, record: Record) -> None:
     """Write ``record`` as ``<job_dir>/metrics.json``, atomically."""
     write_json(Path(job_dir) / METRICS_FILE, record)
 
@@ -101,8 +139,6 @@ DISPLAY_ONLY_TRAINER_KEYS = (
 DISPLAY_ONLY_CALLBACKS = (
     "pairmnist.train.FinalCheckpoint",
     "pairmnist.train.progress_bar",
-    "pairmnist.jobs.callbacks.FinalCheckpoint",  # the same, in records made before pairmnist.train
-    "pairmnist.jobs.callbacks.progress_bar",
     "pytorch_lightning.callbacks.ModelCheckpoint",
     "pytorch_lightning.callbacks.LearningRateMonitor",
     "pytorch_lightning.callbacks.TQDMProgressBar",
@@ -163,24 +199,51 @@ def identity_id(config: dict[str, Any]) -> str:
 
 
 def trained_hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
-    """The study's hyperparameters as the LightningModule and net received them.
-
-    Read from the resolved ``model.module`` node (what was instantiated), never from the
-    ``model.*`` knobs, which an override of ``model.module.*`` can leave behind.
+    """The study's hyperparameters as the LightningModule and net received them (the resolved ``model`` node).
 
     Returns:
-        ``{"lr", "aux_weight", "nb_hidden", "head"}``; None where the net has no such argument
-        (``head`` and ``nb_hidden`` of a net without them).
+        ``{"lr", "aux_weight", "nb_hidden", "head"}``; None where the optimizer or the net has
+        no such argument (``head`` of the shallow net).
     """
-    module = (config.get("model") or {}).get("module") or {}
-    net = module.get("net") or {}
-    optimizer = module.get("optimizer") or {}
+    model = config.get("model") or {}
     return {
-        "lr": optimizer.get("lr", module.get("lr")),
-        "aux_weight": module.get("aux_weight", 0),
-        "nb_hidden": net.get("nb_hidden"),
-        "head": net.get("head"),
+        "lr": (model.get("optimizer") or {}).get("lr"),
+        "aux_weight": model.get("aux_weight", 0),
+        "nb_hidden": (model.get("net") or {}).get("nb_hidden"),
+        "head": (model.get("net") or {}).get("head"),
     }
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys: ``{"model": {"net": {"head": "learned"}}}`` ->
+    ``{"model.net.head": "learned"}`` (an empty dict is a value)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def short_names(keys: Iterable[str], taken: Iterable[str] = ()) -> dict[str, str]:
+    """Each dotted key's shortest name: its fewest last parts that no other key ends with
+    (``model.optimizer.lr`` -> ``lr``; ``model.optimizer._target_`` -> ``optimizer._target_``
+    beside ``model.net._target_``), and that is none of ``taken``.
+
+    The one naming of config keys for people: report columns, labels, best.yaml, folder names,
+    TensorBoard's HPARAMS.
+    """
+    keys, taken = list(keys), set(taken)
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            name = ".".join(parts[-n:])
+            if name not in taken and sum(f".{k}".endswith(f".{name}") for k in keys) == 1:
+                break
+        names[key] = name
+    return names
 
 
 # Keys a sweep sets for all its jobs, or that only pick other overrides (never a job's setting).

@@ -1,11 +1,13 @@
-"""One job of the study, top to bottom: config -> checked -> instantiated -> fit -> test -> ``metrics.json``.
+"""One job of the study, top to bottom: config -> instantiated -> fit -> test -> ``metrics.json``.
 
-:func:`main` is the Hydra task of ``src/run.py``. It checks the config (:mod:`pairmnist.jobs.config`),
-returns a finished job's stored result when ``resume=true`` finds one of the same identity and
-seed, else trains and tests (:func:`train`) and writes the record (:mod:`pairmnist.record`). A
-job that fails writes ``error.txt`` (the one-line message, then the traceback): in a multirun
-the sweep goes on and the report names it; a single run ends with that line and exit status 1,
-or 130/143 when stopped by SIGINT/SIGTERM (:mod:`pairmnist.jobs.signals`).
+:func:`main` is the Hydra task of ``src/run.py``. It returns a finished job's stored result
+when ``resume=true`` finds one of the same identity and seed, else seeds everything,
+instantiates the datamodule, the LightningModule and the Trainer (:func:`build`), trains and
+tests (:func:`train`) and writes the record (:mod:`pairmnist.record`). A job that fails writes
+``error.txt`` (the one-line message, :func:`explain`, then the traceback): in a multirun the
+sweep goes on and the report names it; a single run ends with that line and exit status 1, or
+130/143 when stopped by SIGINT/SIGTERM (:mod:`pairmnist.jobs.signals`). Before a command
+starts, the Hydra callback runs :func:`check` on every job's config: the same instantiation.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import math
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -26,6 +29,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -35,18 +39,21 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from pairmnist.atomic import write_text
+from pairmnist.checks import MAX_SEED, BadValue, number, require
 from pairmnist.jobs import signals
-from pairmnist.jobs.config import check, launch_path
 from pairmnist.jobs.signals import Interrupted, exit_status, stop_job
 from pairmnist.record import (
     DISPLAY_ONLY_CALLBACKS,
     ERROR_FILE,
     STUDY_KEYS,
     JobNotDone,
+    Record,
+    flatten,
     fraction,
     identity,
     identity_id,
     load_record,
+    short_names,
     trained_hyperparameters,
     write_record,
 )
@@ -80,7 +87,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Check, then resume or train, then write ``metrics.json`` atomically; a failure writes ``error.txt``.
+    """Resume or train, then write ``metrics.json`` atomically; a failure writes ``error.txt``.
 
     Returns:
         The final validation accuracy (fraction); None for a failed job of a multirun.
@@ -92,7 +99,6 @@ def run(cfg: DictConfig) -> float | None:
     out = Path(cfg.paths.output_dir)
     try:
         with stop_job():
-            check(cfg)
             if cfg.resume and (record := completed(out, cfg)) is not None:
                 log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
                 return record["val_acc"]
@@ -112,22 +118,27 @@ def run(cfg: DictConfig) -> float | None:
         )
         return record["val_acc"]
     except Interrupted as e:
-        return failed(out, e, exit_status(e.signal))
+        return failed(out, cfg, e, exit_status(e.signal))
     except Exception as e:
-        return failed(out, e)
+        return failed(out, cfg, e)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate data, model and Trainer from the config, fit, test; return the metrics.json record.
+def train(cfg: DictConfig) -> Record:
+    """Set torch's CPU threads, seed everything, instantiate (:func:`build`), fit, test; return the record.
+
+    Threads: ``cfg.threads``; null: ``OMP_NUM_THREADS`` if set, else one per idle core
+    (:func:`idle_cores`). Everything random (pairs, shuffling, weight init) follows ``cfg.seed``;
+    seed 0 is a seed.
 
     Returns:
-        dict with :data:`pairmnist.record.METRICS_KEYS` and more: accuracies are fractions in [0, 1],
-        ``fit_seconds`` is wall-clock seconds of ``Trainer.fit``, ``history`` holds one value per
-        epoch of train_loss, train_acc, val_loss, val_acc.
+        The metrics.json record (:class:`pairmnist.record.Record`).
 
     Raises:
         Interrupted: SIGINT or SIGTERM, its ``where`` set to the epoch under way.
     """
+    if cfg.get("threads") or "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cfg.get("threads") or idle_cores())
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg)
     n_params = sum(p.numel() for p in module.nets.parameters())
     model = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
@@ -154,62 +165,118 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     config = study_config(cfg)
     validated = module.validated
-    record = {
-        "model": model,
-        "seed": cfg.seed,
-        "identity": identity_id(config),
+    record = Record(
+        model=model,
+        seed=cfg.seed,
+        identity=identity_id(config),
         **trained_hyperparameters(config),
-        "n_params": n_params,
-        "n_pairs": datamodule.n_pairs,
-        "n_test_pairs": len(datamodule.test.target),
-        "epochs": trainer.current_epoch,
-        "test_acc": fraction(tested["test/acc"]),
-        "test_loss": tested["test/loss"],
-        "test_digit_acc": fraction(tested.get("test/digit_acc")),
-        "val_acc": fraction(validated.get("val/acc")),
-        "val_loss": validated.get("val/loss"),
-        "val_digit_acc": fraction(validated.get("val/digit_acc")),
-        "val_epoch": validated.get("epoch"),  # the epoch the val_* figures come from
-        "fit_seconds": fit_seconds,
-        "history": {k: [fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
-        "device": str(trainer.strategy.root_device),
-        "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        "config": config,
-    }
+        n_params=n_params,
+        n_pairs=datamodule.n_pairs,
+        n_test_pairs=len(datamodule.test.target),
+        epochs=trainer.current_epoch,
+        test_acc=fraction(tested["test/acc"]),
+        test_loss=tested["test/loss"],
+        test_digit_acc=fraction(tested.get("test/digit_acc")),
+        val_acc=fraction(validated.get("val/acc")),
+        val_loss=validated.get("val/loss"),
+        val_digit_acc=fraction(validated.get("val/digit_acc")),
+        val_epoch=validated.get("epoch"),
+        fit_seconds=fit_seconds,
+        history={k: [fraction(v) if k.endswith("acc") else v for v in vs] for k, vs in module.history.items()},
+        device=str(trainer.strategy.root_device),
+        cpu=cpu_name(),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        config=config,
+    )
     if record["val_epoch"] != record["epochs"]:  # max_steps, check_val_every_n_epoch: say it, never hide it
         last = "no epoch" if record["val_epoch"] is None else f"epoch {record['val_epoch']}"
         log.warning("the final model (epoch %d) was not validated: val_* come from %s", record["epochs"], last)
-    if isinstance(trainer.logger, TensorBoardLogger):  # HPARAMS: what identifies the job (flattened), and results
+    if isinstance(trainer.logger, TensorBoardLogger):  # HPARAMS: what identifies the job, by short names, and results
+        keys = flatten(identity(config))
+        names = short_names(keys, taken=("model_name", "seed"))
+        hparams = {"model_name": model, "seed": cfg.seed, **{names[k]: v for k, v in keys.items()}}
         results = {f"hp/{k}": record[k] for k in ("val_acc", "test_acc") if record[k] is not None}
-        trainer.logger.log_hyperparams({"model_name": model, "seed": cfg.seed, **identity(config)}, results)
+        trainer.logger.log_hyperparams(hparams, results)
         trainer.logger.finalize("success")
     return record
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
-    """Set torch's CPU threads, seed everything, instantiate the datamodule, the LightningModule and the Trainer.
+    """Instantiate the datamodule, LightningModule and Trainer of ``cfg``; each constructor checks its arguments.
 
-    Everything random (pairs, shuffling, weight init) follows ``cfg.seed``; seed 0 is a seed.
-    Threads: ``cfg.threads``; null: ``OMP_NUM_THREADS`` if set, else one per idle core
-    (:func:`idle_cores`). The Trainer gets the ``callbacks`` (null ones left out), the ``logger``
-    and :func:`accelerator`'s device; the data folder is anchored at the launch folder.
+    The datamodule gets the job's ``seed`` and the data folder anchored at the launch folder
+    (:func:`launch_path`); the Trainer the ``callbacks`` (null ones left out) and
+    :class:`StopOnSignal`, the ``logger`` and :func:`accelerator`'s device.
+
+    Raises:
+        BadValue: also ``trainer.limit_<split>_batches`` 0 (the record needs every split).
+        InstantiationException: Hydra's, around any constructor's error (:func:`explain` tells it in one line).
     """
-    if cfg.get("threads") or "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(cfg.get("threads") or idle_cores())
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=str(launch_path(cfg, cfg.paths.data_dir)))
-    module = instantiate(cfg.model.module)
+    module = instantiate(cfg.model)
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None] + [StopOnSignal()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(
         cfg.trainer, accelerator=accelerator(cfg.trainer.accelerator), callbacks=callbacks, logger=logger
     )
+    for split in ("train", "val", "test"):
+        limit = getattr(trainer, f"limit_{split}_batches")
+        require(limit != 0, f"trainer.limit_{split}_batches", limit, "must be > 0: the record needs every split")
     return datamodule, module, trainer
+
+
+def check(cfg: DictConfig) -> None:
+    """Check a job without training it: the keys the job reads itself, then :func:`build` (nothing is loaded).
+
+    The Hydra callback runs it on every job's config before a command starts, so a bad value
+    stops the command before any job trains, with the line the job would have written.
+
+    Raises:
+        BadValue: ``tuning_seeds``, ``threads`` or ``resume`` not allowed; and see :func:`build`.
+    """
+    seeds = cfg.get("tuning_seeds")
+    distinct = OmegaConf.is_list(seeds) and len(seeds) > 0 and len(set(seeds)) == len(seeds)
+    allowed = f"must be null or a non-empty list of distinct seeds in [0, {MAX_SEED}], e.g. [1000,1001]"
+    require(
+        seeds is None or distinct and all(number(s, 0, MAX_SEED, True) for s in seeds), "tuning_seeds", seeds, allowed
+    )
+    threads = cfg.get("threads")
+    require(
+        threads is None or number(threads, 1, integer=True),
+        "threads",
+        threads,
+        "must be null (measured) or an integer >= 1",
+    )
+    require(isinstance(cfg.get("resume"), bool), "resume", cfg.get("resume"), "must be true or false")
+    build(cfg)
+
+
+def explain(error: BaseException, cfg: DictConfig) -> str:
+    """The one line a user sees for ``error``, raised while building or running the job of ``cfg``.
+
+    A bad value (:class:`~pairmnist.checks.BadValue`) or an unknown key (a constructor's
+    "unexpected keyword argument") is named by its full key: the first key under the config
+    node that failed to instantiate that ends with the argument's name (``model.net.head=mlp:
+    allowed: ...``, ``model.net.foo: unknown key: ...``); anything else is ``<type>: <message>``
+    (of the cause, for Hydra's instantiation errors), on one line.
+    """
+    node = ""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        node = (re.findall(r"full_key: (\S+)", str(error)) or [node])[-1]
+        error = error.__cause__
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(error)) if isinstance(error, TypeError) else None
+    if not isinstance(error, BadValue) and not unknown:  # named by the node that failed to instantiate, if any
+        return f"{node + ': ' if node else ''}{type(error).__name__}: {' '.join(str(error).split())}"
+    name = error.key if isinstance(error, BadValue) else unknown[1]
+    under = flatten(OmegaConf.to_container(OmegaConf.select(cfg, node) if node else cfg, resolve=False))
+    key = next((f"{node}.{k}".strip(".") for k in under if f".{k}".endswith(f".{name}")), name)
+    if isinstance(error, BadValue):
+        return f"{key}={error.value}: {error.allowed}"
+    return f"{key}: unknown key: {' '.join(str(error).split())}"
 
 
 def study_config(cfg: DictConfig) -> dict[str, Any]:
@@ -235,10 +302,11 @@ def completed(out: Path, cfg: DictConfig) -> dict[str, Any] | None:
     return record if same else None
 
 
-def failed(out: Path, error: BaseException, status: int = 1) -> None:
-    """Write ``error.txt``; in a multirun log the line and return (the sweep goes on), in a single run
-    end the command: print the line (and where the traceback is) and exit ``status``."""
-    message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+def failed(out: Path, cfg: DictConfig, error: BaseException, status: int = 1) -> None:
+    """Write ``error.txt`` (:func:`explain`'s line, then the traceback); in a multirun log the line and
+    return (the sweep goes on), in a single run end the command: print the line (and where the
+    traceback is) and exit ``status``."""
+    message = explain(error, cfg)
     write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error("job %s failed: %s", out.name, message)
@@ -270,6 +338,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def launch_path(cfg: DictConfig, path: str | Path) -> Path:
+    """``path`` anchored at the folder the command was started from (Hydra's ``runtime.cwd``).
+
+    A relative ``paths.*`` value then names the same folder whatever the job's working folder
+    (``hydra.job.chdir=true`` moves that into the job folder); an absolute path stays as it is.
+    """
+    if "hydra" in cfg:
+        return Path(cfg.hydra.runtime.cwd, path)
+    return Path(HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd(), path)
 
 
 def idle_cores(window: float = 0.2) -> int:

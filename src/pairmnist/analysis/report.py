@@ -135,7 +135,7 @@ def untrained_head(config: dict[str, Any]) -> bool:
 def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per finished job: ``model``, RESULTS, ``job``, ``overrides``, ``identity``, ``cpu`` (the
     record's CPU model, None when it has none), ``untrained_head``, ``n_test_pairs`` (``data.n_test_pairs``,
-    else ``data.n_pairs``) and the flattened identity config (``model.lr``, ``data.n_pairs``, ...; the seed
+    else ``data.n_pairs``) and the flattened identity config (``model.optimizer.lr``, ``data.n_pairs``, ...; the seed
     is not part of it)."""
     df = pd.DataFrame(
         [{k: r.get(k) for k in ["model", *RESULTS, "job", "overrides", "identity", "cpu"]} for r in records]
@@ -151,14 +151,13 @@ def job_table(records: list[dict[str, Any]]) -> pd.DataFrame:
 def group_keys(df: pd.DataFrame) -> list[str]:
     """``model``, then every config key whose value differs between identities, shallow keys first.
 
-    No prefix is excluded: a ``model.module.schedule`` column appears when two groups differ
-    in it. A key whose values equal those of an earlier key (``model.module.lr`` following the
-    knob ``model.lr``) is not repeated, and an instantiation key (``_target_``) is shown only
-    when it tells apart two groups of one model.
+    No prefix is excluded: a ``model.scheduler._target_`` column appears when two groups differ
+    in it. A key whose values equal those of an earlier key (``model.scheduler.max_lr``, set to
+    ``model.optimizer.lr``) is not repeated, and an instantiation key (``_target_``) is shown
+    only when it tells apart two groups of one model.
     """
     groups = df.drop_duplicates("identity").set_index("identity")
     keys, seen = ["model"], []
-    # Shallow keys first: a knob before the node it feeds (model.nb_hidden before model.module.net.nb_hidden).
     for col in sorted((c for c in df.columns if "." in c), key=lambda c: c.count(".")):
         # null, a missing key and NaN are values too, one and the same for "repeats an earlier key"
         values = groups[col].map(lambda v: "None" if v == NULL or (isinstance(v, float) and math.isnan(v)) else repr(v))
@@ -173,14 +172,16 @@ def group_keys(df: pd.DataFrame) -> list[str]:
 
 def labels(df: pd.DataFrame) -> pd.Series:
     """identity -> a short label: the model, plus the command-line settings (:func:`pairmnist.record.settings`
-    of its newest job) that take several values among the groups of that model (``siamese aux_weight=0.5``)."""
+    of its newest job, by short name) that take several values among the groups of that model
+    (``siamese aux_weight=0.5``)."""
     newest = df.sort_values("job").groupby("identity")[["model", "overrides"]].last()
     own = pd.DataFrame([dict(record.settings(o)) for o in newest["overrides"]], index=newest.index)
     own = own.drop(columns="model", errors="ignore")
     varying = own.groupby(newest["model"]).nunique(dropna=False) > 1
+    names = record.short_names(own.columns)
     return pd.Series(
         {
-            i: " ".join([m, *(f"{k.split('.')[-1]}={v}" for k, v in own.loc[i].dropna().items() if varying.loc[m, k])])
+            i: " ".join([m, *(f"{names[k]}={v}" for k, v in own.loc[i].dropna().items() if varying.loc[m, k])])
             for i, m in newest["model"].items()
         }
     )
@@ -428,14 +429,16 @@ def versus_winner(ranked: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     return marks
 
 
-def best(ranked: pd.DataFrame, df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def best(ranked: pd.DataFrame, df: pd.DataFrame, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Per model with more than one group: the winner's settings, its score and the 10-seed command.
 
     Returns:
-        ``{model: {"identity": str, "overrides": [...], "val_acc_mean": float, "val_acc_std":
-        float | None, "n_runs": int, "command": str}}``. ``overrides`` are the command-line
-        settings of the winner's newest job (:func:`pairmnist.record.settings`: everything but
-        the seed, sweep presets and bookkeeping; every job of a group has the same identity);
+        ``{model: {"identity": str, "settings": {...}, "overrides": [...], "val_acc_mean": float,
+        "val_acc_std": float | None, "n_runs": int, "command": str}}``. ``settings`` are the
+        winner's values of the group keys (by short name) that differ among the model's groups;
+        ``overrides`` are the command-line settings of the winner's newest job
+        (:func:`pairmnist.record.settings`: everything but the seed, sweep presets and
+        bookkeeping; every job of a group has the same identity);
         ``command`` re-runs exactly that identity on seeds 0-9, each override one shell word
         (``shlex.quote``: a value with braces, commas, spaces or quotes is quoted, so bash neither
         expands nor splits it).
@@ -448,8 +451,10 @@ def best(ranked: pd.DataFrame, df: pd.DataFrame) -> dict[str, dict[str, Any]]:
         top = rows.iloc[0]
         kept = [o for o in newest[top["group"]] if record.settings([o]) and not o.startswith("model=")]
         overrides = [f"model={model}", *kept]
+        shown = [k for k in keys[1:] if rows[k].nunique(dropna=False) > 1]
         chosen[str(model)] = {
             "identity": top["identity"],
+            "settings": {k: v.item() if hasattr(v, "item") else v for k, v in top[shown].items()},  # numpy -> Python
             "overrides": overrides,
             "val_acc_mean": float(top["val_acc_mean"]),
             "val_acc_std": None if pd.isna(top["val_acc_std"]) else float(top["val_acc_std"]),
@@ -625,12 +630,14 @@ def analyse(jobs: Jobs, title: str, ranking_asked: bool = False) -> Report:
         raise FileNotFoundError(f"no finished job (metrics.json) under {title}{failed}")
     df = job_table(jobs.records)
     keys = group_keys(df)
+    names = record.short_names([c for c in df.columns if "." in c], taken=[c for c in df.columns if "." not in c])
+    df, keys = df.rename(columns=names), [names.get(k, k) for k in keys]  # config keys by their short names
     summary = summarize(df, keys)
     experiments = {r["model"] for r in jobs.records if any(str(o).startswith("experiment=") for o in r["overrides"])}
     unranked = {m: why for m, why in not_selectable(df, summary).items() if m not in experiments}
     ranked = rank(summary[~summary["model"].isin(experiments | set(unranked))], keys)  # an experiment selects nothing
     ranked["vs_winner"] = versus_winner(ranked, df)
-    chosen = best(ranked, df)
+    chosen = best(ranked, df, keys)
     ranking = ranking_markdown(ranked, summary, keys, chosen, title) if chosen else ""
     asked = ranking_asked or any(str(o).startswith("hparams_search=") for r in jobs.records for o in r["overrides"])
     if unranked and asked:

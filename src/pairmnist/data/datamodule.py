@@ -9,11 +9,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
+from pairmnist.checks import MAX_SEED, fraction, number, only, require
 from pairmnist.data.augment import mix_digits, random_affine, random_shift, swap_pairs
-from pairmnist.data.mnist import load_mnist
+from pairmnist.data.mnist import check_source, load_mnist
 from pairmnist.data.pairs import PairSet, check_sizes, make_pair_splits
 
 log = logging.getLogger(__name__)
+AUGMENTATIONS = ("swap", "shift", "rotate", "scale", "mix")
 
 
 class IndexBatches(Sampler):
@@ -54,33 +56,34 @@ class PairMNISTDataModule(pl.LightningDataModule):
     Args:
         n_pairs: training pairs, and test pairs unless ``n_test_pairs`` is set (the course
             uses the same N for both); 1000.
-        n_val_pairs: validation pairs from unused MNIST training images; 1000.
+        n_val_pairs: validation pairs from unused MNIST training images, at least 1; 1000.
         n_test_pairs: test pairs; None: ``n_pairs``. For one seed the test pairs are the
             same whatever ``n_pairs`` (:func:`~pairmnist.data.pairs.pair_indices`).
         batch_size: training pairs per batch; 100 (the original report).
         eval_batch_size: validation and test pairs per batch; 1000. Evaluation computes no
             gradients, so one large batch gives the same numbers with fewer, faster steps.
-        seed: draws the pairs and the training order; the same seed gives the same data.
+        seed: draws the pairs and the training order, an integer in [0, 2**32 - 1]; the same
+            seed gives the same data.
         source: where MNIST comes from, ``"packaged"`` or ``"torchvision"``.
         data_dir: MNIST cache folder.
         normalize: standardise every split with the training pairs' mean and std (scalars).
-        num_workers: DataLoader worker processes; 0. Each batch is one slice of in-memory
-            tensors, so workers have nothing to do (the study's config allows only 0).
+        num_workers: DataLoader worker processes; must be 0. Each batch is one slice of
+            in-memory tensors, so workers would have nothing to do.
         augment: training-set augmentation, off by default (:mod:`pairmnist.data.augment`):
             ``swap`` (bool) adds every training pair with its digits swapped (2N pairs);
-            ``shift`` (int k) translates each training image by up to k pixels, drawn anew
-            every epoch from a generator seeded with ``seed``; ``rotate`` (degrees) and ``scale``
-            (fraction) rotate and zoom each training digit by its own random amount; ``mix``
-            (fraction) re-pairs that share of each batch's pairs with the batch's own digits
-            (:mod:`pairmnist.data.augment`). Validation and test data are never augmented.
+            ``shift`` (int k in [0, 7]) translates each training image by up to k pixels, drawn
+            anew every epoch from a generator seeded with ``seed``; ``rotate`` (degrees, in [0,
+            180]) and ``scale`` (fraction, in [0, 1)) rotate and zoom each training digit by its
+            own random amount; ``mix`` (fraction, in [0, 1]) re-pairs that share of each batch's
+            pairs with the batch's own digits. Validation and test data are never augmented.
         eval_train: also evaluate the model at the end of every epoch on the training pairs
             (not augmented), as a second validation dataloader: the training accuracy of the
             end-of-epoch model, where ``train/acc`` is a running accuracy over the epoch's
             batches, each seen by a model still learning.
 
     Raises:
-        ValueError: an unknown ``augment`` key. The values are checked by the config check
-            (:mod:`pairmnist.jobs.config`, :func:`~pairmnist.data.pairs.check_sizes` for the sizes).
+        BadValue: a value outside what is allowed above (the sizes:
+            :func:`~pairmnist.data.pairs.check_sizes`), or an unknown ``augment`` key.
     """
 
     def __init__(
@@ -98,18 +101,30 @@ class PairMNISTDataModule(pl.LightningDataModule):
         n_test_pairs: int | None = None,
         eval_train: bool = False,
     ) -> None:
-        super().__init__()  # values are checked once, by the config check (pairmnist.jobs.config)
+        super().__init__()
+        require(number(n_val_pairs, 1, integer=True), "n_val_pairs", n_val_pairs, "must be an integer >= 1")
+        check_sizes(n_pairs, n_val_pairs, n_test_pairs)
+        for key, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            require(number(size, 1, integer=True), key, size, "must be an integer >= 1")
+        require(number(seed, 0, MAX_SEED, integer=True), "seed", seed, f"must be an integer in [0, {MAX_SEED}]")
+        check_source(source)
+        require(isinstance(normalize, bool), "normalize", normalize, "must be true or false")
+        require(isinstance(eval_train, bool), "eval_train", eval_train, "must be true or false")
+        require(num_workers == 0 and type(num_workers) is int, "num_workers", num_workers, "must be 0: each batch is one slice of the pairs in memory")
+        augment = dict(augment or {})
+        only(augment, AUGMENTATIONS, "augment")
+        self.swap, self.shift = augment.get("swap", False), augment.get("shift", 0)
+        self.rotate, self.scale, self.mix = augment.get("rotate", 0), augment.get("scale", 0), augment.get("mix", 0)
+        require(isinstance(self.swap, bool), "augment.swap", self.swap, "must be true or false")
+        require(number(self.shift, 0, 7, integer=True), "augment.shift", self.shift, "must be an integer in [0, 7] (pixels of a 14x14 image)")
+        require(number(self.rotate, 0, 180), "augment.rotate", self.rotate, "must be in [0, 180] (degrees)")
+        require(fraction(self.scale), "augment.scale", self.scale, "must be in [0, 1) (a fraction of the size)")
+        require(number(self.mix, 0, 1), "augment.mix", self.mix, "must be in [0, 1] (a fraction of each batch)")
         self.save_hyperparameters(ignore=["data_dir", "num_workers"])
         self.n_pairs, self.n_val_pairs, self.n_test_pairs = n_pairs, n_val_pairs, n_test_pairs
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.source, self.data_dir = seed, source, data_dir
         self.normalize, self.num_workers, self.eval_train = normalize, num_workers, eval_train
-        augment = dict(augment or {})
-        self.swap, self.shift = bool(augment.pop("swap", False)), int(augment.pop("shift", 0))
-        self.rotate, self.scale = float(augment.pop("rotate", 0)), float(augment.pop("scale", 0))
-        self.mix = float(augment.pop("mix", 0))
-        if augment:
-            raise ValueError(f"data.augment={augment}: unknown key; allowed: swap, shift, rotate, scale, mix")
         self._shift_generator = torch.Generator().manual_seed(seed + 1)  # not the shuffling stream
         self.train: PairSet | None = None
         self.val: PairSet | None = None

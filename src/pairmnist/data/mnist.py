@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pairmnist.atomic import atomic_path
+from pairmnist.checks import require
 from pairmnist.data.safe_pickle import load_arrays
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,11 @@ def _load(source: str, data_dir: Path) -> MNIST:
     return mnist
 
 
+def check_source(source: str) -> None:
+    """Raises :class:`~pairmnist.checks.BadValue` unless ``source`` is one of :data:`SOURCES`."""
+    require(source in SOURCES, "source", source, f"allowed: {', '.join(SOURCES)}")
+
+
 def load_mnist(source: str = "packaged", data_dir: str | Path = "data") -> MNIST:
     """Load MNIST, verified, from the cache under ``data_dir`` or else from ``source``.
 
@@ -203,11 +209,10 @@ def load_mnist(source: str = "packaged", data_dir: str | Path = "data") -> MNIST
         data_dir: folder for the cache (and torchvision's raw files).
 
     Raises:
-        ValueError: unknown ``source``.
+        BadValue: unknown ``source`` (:func:`check_source`).
         MNISTIntegrityError: the source's arrays fail :func:`verify`.
         RuntimeError: the torchvision download failed, or its files are damaged
             (:func:`read_torchvision`).
     """
-    if source not in SOURCES:
-        raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
+    check_source(source)
     return _load(source, Path(data_dir).resolve())

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from pairmnist.checks import number, require
 from pairmnist.data.mnist import MNIST, N_TEST, N_TRAIN, load_mnist
 
 
@@ -44,26 +45,17 @@ def check_sizes(n_pairs: int, n_val_pairs: int = 0, n_test_pairs: int | None = N
     """Check that the splits can be drawn without using an image twice.
 
     Raises:
-        ValueError: ``n_pairs`` < 1, ``n_val_pairs`` < 0, ``n_test_pairs`` < 1,
-            2*(n_pairs + n_val_pairs) > 60,000 training images, or 2*n_test_pairs (default
-            n_pairs) > 10,000 test images.
+        BadValue: ``n_pairs`` or ``n_test_pairs`` (None: ``n_pairs``) not an integer >= 1,
+            ``n_val_pairs`` not one >= 0, 2*(n_pairs + n_val_pairs) > 60,000 training images,
+            or 2*n_test_pairs > 10,000 test images.
     """
-    if n_test_pairs is not None:
-        if n_test_pairs < 1:
-            raise ValueError(f"data.n_test_pairs={n_test_pairs}: must be at least 1, or null (= n_pairs)")
-        if 2 * n_test_pairs > N_TEST:
-            raise ValueError(f"data.n_test_pairs={n_test_pairs}: 2*n_test_pairs must be at most {N_TEST} MNIST test images")
-    if n_pairs < 1:
-        raise ValueError(f"data.n_pairs={n_pairs}: must be at least 1")
-    if n_val_pairs < 0:
-        raise ValueError(f"data.n_val_pairs={n_val_pairs}: must be at least 0")
-    if 2 * (n_pairs + n_val_pairs) > N_TRAIN:
-        raise ValueError(
-            f"data.n_pairs={n_pairs} + data.n_val_pairs={n_val_pairs}: 2*(n_pairs + n_val_pairs) "
-            f"must be at most {N_TRAIN} MNIST training images"
-        )
-    if n_test_pairs is None and 2 * n_pairs > N_TEST:
-        raise ValueError(f"data.n_pairs={n_pairs}: 2*n_pairs must be at most {N_TEST} MNIST test images")
+    require(number(n_pairs, 1, integer=True), "n_pairs", n_pairs, "must be an integer >= 1")
+    require(number(n_val_pairs, 0, integer=True), "n_val_pairs", n_val_pairs, "must be an integer >= 0")
+    require(n_test_pairs is None or number(n_test_pairs, 1, integer=True), "n_test_pairs", n_test_pairs, "must be null (= n_pairs) or an integer >= 1")
+    limit = f"2*(n_pairs + n_val_pairs) must be at most {N_TRAIN} MNIST training images (n_pairs={n_pairs})"
+    require(2 * (n_pairs + n_val_pairs) <= N_TRAIN, "n_val_pairs", n_val_pairs, limit)
+    test_key, n_test = ("n_pairs", n_pairs) if n_test_pairs is None else ("n_test_pairs", n_test_pairs)
+    require(2 * n_test <= N_TEST, test_key, n_test, f"2*{test_key} must be at most {N_TEST} MNIST test images")
 
 
 def mnist_to_pairs(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> PairSet:
@@ -103,7 +95,7 @@ def pair_indices(
         and (n_test_pairs, 2) int64 indices into its 10,000 test images.
 
     Raises:
-        ValueError: see :func:`check_sizes`.
+        BadValue: see :func:`check_sizes`.
     """
     check_sizes(n_pairs, n_val_pairs, n_test_pairs)
     g = torch.Generator().manual_seed(seed)
@@ -119,7 +111,7 @@ def make_pair_splits(
     """Draw the training, validation and test pairs of ``seed`` (indices: :func:`pair_indices`).
 
     Raises:
-        ValueError: see :func:`check_sizes`.
+        BadValue: see :func:`check_sizes`.
     """
     train, val, test = pair_indices(n_pairs, n_val_pairs, seed, n_test_pairs)
     return PairSplits(
@@ -139,7 +131,7 @@ def generate_pair_sets(
         (N, 2, 14, 14) float32 raw pooled values 0-255, (N,) int64, (N, 2) int64, twice.
 
     Raises:
-        ValueError: see :func:`check_sizes`; an unknown ``source``.
+        BadValue: see :func:`check_sizes`; an unknown ``source``.
     """
     splits = make_pair_splits(n_pairs, 0, seed, load_mnist(source, data_dir))
     return (*splits.train, *splits.test)

@@ -1,27 +1,34 @@
-"""The Hydra side of a command: the config check before it starts, the folders it prints, the report at
+"""The Hydra side of a command: every job checked before it starts, the folders it prints, the report at
 the end of a multirun (``hydra.callbacks`` in ``conf/hydra/default.yaml``), and the job folders' names."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
 import logging
 import os
 import re
 import shlex
 import shutil
 import sys
+import tempfile
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from pairmnist.jobs import signals
-from pairmnist.jobs.config import ConfigError, check, check_preset_sweep, check_writable
-from pairmnist.record import METRICS_FILE, settings
+from pairmnist.record import METRICS_FILE, settings, short_names
 
 log = logging.getLogger(__name__)
 MAX_NAME = 100  # characters of a job folder's name; far below file systems' 255-byte limit
@@ -32,8 +39,8 @@ def job_name(model: str, overrides: Iterable[str], seed: int, tuning_seeds: Iter
 
     ``<model>[_<key><value>...]_seed<seed>``: the settings (:func:`pairmnist.record.settings`:
     not the seed, presets or bookkeeping) sorted by key, so the order they were typed in does
-    not matter; ``<key>`` is the key's last part (``model.lr`` -> ``lr``) unless two keys end
-    alike; callbacks set on the command line count too. A job of ``tuning_seeds`` ends in
+    not matter; ``<key>`` is the key's short name (:func:`pairmnist.record.short_names`:
+    ``model.optimizer.lr`` -> ``lr``); callbacks set on the command line count too. A job of ``tuning_seeds`` ends in
     ``seeds<first>-<last>`` for consecutive seeds, else every seed. A name that had characters
     replaced (``/``, spaces, braces) gets 6 hex digits of its settings' SHA-256, so that two
     settings never share a folder; one longer than :data:`MAX_NAME` bytes becomes
@@ -42,8 +49,8 @@ def job_name(model: str, overrides: Iterable[str], seed: int, tuning_seeds: Iter
     """
     calls = [str(o).lstrip("+").partition("=")[::2] for o in overrides if str(o).lstrip("+").startswith("callbacks.")]
     kept = sorted([(k, v) for k, v in settings(overrides) if k != "model"] + calls)
-    last = [k.split(".")[-1] for k, _ in kept]
-    parts = [f"{short if last.count(short) == 1 else k}{v}" for (k, v), short in zip(kept, last, strict=True)]
+    names = short_names(k for k, _ in kept)
+    parts = [f"{names[k]}{v}" for k, v in kept]
     seeds = list(tuning_seeds or [])
     label = f"seed{seed}" if not seeds else "seeds" + "+".join(map(str, seeds))
     if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
@@ -88,38 +95,107 @@ def finish_command(sweep_dir: str | Path, argv: list[str] | None = None) -> str:
     return shlex.join([python, argv[0], *kept, "resume=true", f"hydra.sweep.dir={sweep_dir}"])
 
 
-class ValidateConfig(Callback):
-    """Check the config (:func:`~pairmnist.jobs.config.check`) before Hydra creates any folder or starts a job.
+def check_writable(key: str, folder: str | Path) -> None:
+    """Stop the command unless ``folder`` can be created (or exists) and written; creates nothing."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        _exit(f"{key}={folder}: not a writable folder ({e})")
 
-    A multirun is checked with its fixed overrides applied, and with every value its preset
-    sweeps (:func:`~pairmnist.jobs.config.check_preset_sweep`); values swept on the command line
-    are checked by each job as it starts, and a bad one fails that job only. A bad key or value
-    stops the command with its one line and exit status 1.
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """The overrides of the jobs to check before a multirun: the preset's sweep (``hydra.sweeper.params``)
+    and the command line's, which replaces the preset's for the same key, as Hydra's sweepers take
+    them, in every combination (a search's ``interval(a, b)`` by its two ends); the seed only seeds,
+    so each of its values is checked once, with the first combination."""
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items()]
+    options = {}
+    for override in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
+        key, value = override.get_key_element(), override.value()
+        if isinstance(value, IntervalSweep):
+            values = [value.start, value.end]
+        elif override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+        else:
+            values = [override.get_value_element_as_str()]
+        options[key] = [f"{key}={v}" for v in values]
+    seeds = options.pop("seed", [])
+    jobs = [list(job) for job in itertools.product(*options.values())]
+    return [job + seeds[:1] for job in jobs] + [jobs[0] + [seed] for seed in seeds[1:]]
+
+
+def job_configs(config: DictConfig) -> Iterator[DictConfig]:
+    """The config of each job of :func:`job_overrides`, as the launcher will compose it, made quickly.
+
+    Hydra composes the config of each choice of config groups (``model=twin``, ``+without=...``,
+    the seed) once; a job's ``key.sub=value`` overrides are then applied to a copy of it, as
+    Hydra itself applies them after composing (its ``_apply_overrides_to_config``, same errors).
+    """
+    loader, parser, composed = GlobalHydra.instance().hydra.config_loader, OverridesParser.create(), {}
+    for overrides in job_overrides(config):
+        keys = [o.lstrip("+~").partition("=")[0] for o in overrides]
+        groups = tuple(o for o, k in zip(overrides, keys, strict=True) if "." not in k or "/" in k or "@" in k)
+        if groups not in composed:
+            composed[groups] = loader.load_sweep_config(config, list(groups))
+        cfg = copy.deepcopy(composed[groups])
+        ConfigLoaderImpl._apply_overrides_to_config(
+            parser.parse_overrides([o for o in overrides if o not in groups]), cfg
+        )
+        yield cfg
+
+
+class CheckJobs(Callback):
+    """Before Hydra creates any folder or starts a job, check every job the command will run.
+
+    Each job's config is composed from its overrides (every combination of a multirun's
+    sweeps: :func:`job_overrides`, :func:`job_configs`) and checked by :func:`pairmnist.train.check`: the job's own
+    instantiation of its datamodule, LightningModule and Trainer, without data or training,
+    so the verdict is the job's. The first job that fails stops the command with its one line
+    (:func:`pairmnist.train.explain`; for a preset's sweep, how to replace a swept value) and
+    exit status 1. The output and data folders must be writable.
     """
 
-    def _check(self, config: DictConfig, output_key: str) -> None:
-        folder = OmegaConf.select(config, output_key)
-        try:
-            check(config)
-            if output_key == "hydra.sweep.dir":
-                check_preset_sweep(config)
-            check_writable(output_key, folder)
-        except ConfigError as e:
-            _exit(str(e))
-        except Exception as e:  # a value the checks did not foresee: still one line, before anything starts
-            _exit(f"{type(e).__name__}: {' '.join(str(e).split())}")
-        if config.get("resume") and not Path(folder).exists():
-            log.warning("resume=true but %s=%s does not exist: nothing to resume, every job trains", output_key, folder)
-
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config, "hydra.run.dir")
+        check_writable("hydra.run.dir", config.hydra.run.dir)
+        self._check([config], config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
         parallel = config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher")
         if parallel and not (n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)):  # else Hydra wraps it in 3 lines
             _exit(f"hydra.launcher.n_jobs={n_jobs}: must be null (one job per core) or an integer >= 1")
-        self._check(config, "hydra.sweep.dir")
+        check_writable("hydra.sweep.dir", config.hydra.sweep.dir)
+        self._check(job_configs(config), config.hydra.sweep.dir, config)
+        if config.get("resume") and not Path(config.hydra.sweep.dir).exists():
+            log.warning(
+                "resume=true but hydra.sweep.dir=%s does not exist: nothing to resume, every job trains",
+                config.hydra.sweep.dir,
+            )
+
+    def _check(self, jobs: Iterable[DictConfig], folder: str, sweep: DictConfig | None = None) -> None:
+        from pairmnist.train import check, explain, launch_path  # torch and Lightning: only once a job is checked
+
+        previous, cfg = HydraConfig.instance().cfg, sweep
+        try:
+            for cfg in jobs:
+                with read_write(cfg.hydra.runtime):  # the job's callbacks and logger write there (nothing here)
+                    cfg.hydra.runtime.output_dir = str(Path(folder).absolute())
+                HydraConfig.instance().set_config(cfg)
+                check(cfg)
+        except Exception as e:
+            choices = sweep.hydra.runtime.choices if sweep is not None else {}
+            preset = " ".join(f"{g}={choices[g]}" for g in ("hparams_search", "experiment") if choices.get(g))
+            hint = f" (swept by {preset}; a value set on the command line replaces the preset's)" if preset else ""
+            _exit(explain(e, cfg) + hint)
+        finally:
+            HydraConfig.instance().cfg = previous
+        check_writable("paths.data_dir", launch_path(cfg, cfg.paths.data_dir))
 
 
 class ShowFolders(Callback):

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import get_class, instantiate
+import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.record import fraction
-from pairmnist.train import accelerator  # and Lightning's notices silenced, as in a job
+from pairmnist.train import accelerator
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "final.ckpt"
@@ -44,8 +45,8 @@ def job_config(folder: str | Path) -> DictConfig:
 def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     """The trained module of a job folder, and the datamodule of its seed (or of ``seed``).
 
-    The net, optimizer, schedule and recipe callbacks are built from the job's ``model.module`` config and the
-    weights loaded from its final checkpoint (on the CPU; a Trainer moves them). The
+    The module is built from the job's ``model`` config and its weights loaded from the final
+    checkpoint (on the CPU; a Trainer moves them). The
     datamodule draws the pairs of the job's seed, or of ``seed`` (same data settings); its
     MNIST cache is the job's ``paths.data_dir``, relative paths read from the current folder.
 
@@ -56,9 +57,8 @@ def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningM
     checkpoint = Path(folder) / CHECKPOINT_FILE
     if not checkpoint.is_file():
         raise NotAJob(f"{folder}: no {CHECKPOINT_FILE} (the job did not finish training)")
-    spec = cfg.model.module
-    objects = {k: instantiate(v) for k, v in spec.items() if isinstance(v, DictConfig)}  # net, optimizer, ...
-    module = get_class(spec._target_).load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True, **objects)
+    module = instantiate(cfg.model)
+    module.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"])
     datamodule = instantiate(cfg.data, seed=cfg.seed if seed is None else seed, data_dir=cfg.paths.data_dir)
     return module, datamodule
 

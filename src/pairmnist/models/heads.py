@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pairmnist.checks import number, require
+
 HEADS = ("learned", "digits", "probabilistic")
 
 
@@ -19,6 +21,7 @@ class LearnedHead(nn.Module):
 
     def __init__(self, nb_hidden: int = 100) -> None:
         super().__init__()
+        require(number(nb_hidden, 1, integer=True), "nb_hidden", nb_hidden, "must be an integer >= 1")
         self.layers = nn.Sequential(
             nn.Flatten(), nn.ReLU(), nn.Linear(20, nb_hidden), nn.ReLU(), nn.Linear(nb_hidden, 2)
         )
@@ -66,12 +69,9 @@ def make_head(head: str, nb_hidden: int) -> nn.Module:
     """The head named ``head`` (one of :data:`HEADS`); ``nb_hidden`` is used by ``learned`` only.
 
     Raises:
-        ValueError: unknown head name.
+        BadValue: an unknown head name, or ``nb_hidden`` (learned head) not an integer >= 1.
     """
+    require(head in HEADS, "head", head, f"allowed: {', '.join(HEADS)}")
     if head == "learned":
         return LearnedHead(nb_hidden)
-    if head == "digits":
-        return DigitsHead()
-    if head == "probabilistic":
-        return ProbabilisticHead()
-    raise ValueError(f"model.head={head!r} is not one of {', '.join(HEADS)}")
+    return DigitsHead() if head == "digits" else ProbabilisticHead()

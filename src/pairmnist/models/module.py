@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -13,7 +15,9 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from pairmnist.models.nets import reinitialised
+from pairmnist.checks import fraction, number, only, require
+
+SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict", "name")  # Lightning's lr-scheduler settings
 
 
 def pair_loss(
@@ -31,7 +35,8 @@ def pair_loss(
 
     Args:
         logits: (B, 2) float32 comparison logits.
-        digits: (B, 2, 10) float32 digit logits, or None for a net without digit outputs.
+        digits: (B, 2, 10) float32 digit logits, or None for a net without digit outputs (then
+            ``aux_weight`` must be 0).
         target: (B,) int64 comparison target.
         classes: (B, 2) int64 digit classes.
         aux_weight: w in [0, 1].
@@ -40,15 +45,10 @@ def pair_loss(
 
     Returns:
         () float32 loss.
-
-    Raises:
-        ValueError: ``aux_weight`` > 0 without digit logits.
     """
     loss = F.cross_entropy(logits, target)
     if aux_weight == 0:
         return loss
-    if digits is None:
-        raise ValueError(f"model.aux_weight={aux_weight}: this net has no digit outputs, use 0")
     aux = F.cross_entropy(digits.reshape(-1, digits.shape[-1]), classes.reshape(-1), label_smoothing=label_smoothing)
     return (1 - aux_weight) * loss + aux_weight * aux
 
@@ -108,54 +108,99 @@ class PairModule(pl.LightningModule):
     A non-finite training loss stops the run with ``FloatingPointError``.
 
     Args:
-        net: a net of :mod:`pairmnist.models.nets`.
+        net: makes the net, e.g. a net class of :mod:`pairmnist.models.nets` or a Hydra
+            ``_partial_: true`` node; called once, here.
         optimizer: makes the optimizer from the parameters, e.g. ``functools.partial(torch.optim.Adam,
-            lr=1e-3)`` (a ``_partial_: true`` config).
+            lr=1e-3)`` (a ``_partial_: true`` config); its ``lr``, if given, must be > 0.
         scheduler: None (constant learning rate, the original report), or makes a
-            learning-rate scheduler from the optimizer, stepped after every training batch.
+            learning-rate scheduler from the optimizer, stepped as ``scheduler_config`` says.
             If it takes a ``total_steps`` argument left unset (``OneCycleLR``), it gets the
             run's number of training steps (``trainer.estimated_stepping_batches``).
-        aux_weight: weight w of the auxiliary digit loss, in [0, 1].
-        label_smoothing: label smoothing of the digit loss (:func:`pair_loss`); 0.
-        ema_decay: None (off), or the decay of an exponential moving average of the weights,
-            updated after every step, used for validation and as the final model (Lightning's
-            ``EMAWeightAveraging``, given to the Trainer by :meth:`configure_callbacks`).
-        ensemble: K, the number of nets trained side by side on the same batches, each
-            initialised independently (PyTorch's default initialisation, drawn one net after the
-            other). Their training losses are summed, so each net gets the gradient of its own
-            loss and keeps its own optimizer state; evaluation combines them (:func:`average`).
-            1: the net alone, exactly as without this switch. ``train/loss`` is the nets' mean
+        scheduler_config: how Lightning steps the scheduler (:data:`SCHEDULER_KEYS`):
+            ``interval`` (``epoch`` or ``step``), ``frequency`` (every that many intervals),
+            ``monitor`` (the metric a ``ReduceLROnPlateau`` reads, e.g. ``val/loss``); None:
+            Lightning's defaults, once per epoch.
+        aux_weight: weight w of the auxiliary digit loss, in [0, 1]: 0 for a net without digit
+            outputs, 1 for one whose comparison output has no gradient (the digits head).
+        label_smoothing: label smoothing of the digit loss (:func:`pair_loss`), in [0, 1); 0.
+        ema_decay: None (off), or the decay in [0, 1) of an exponential moving average of the
+            weights, updated after every step, used for validation and as the final model
+            (Lightning's ``EMAWeightAveraging``, given to the Trainer by :meth:`configure_callbacks`).
+        ensemble: K >= 1, the number of nets trained side by side on the same batches: ``net`` is
+            called K times, so each starts from its own initialisation (drawn one net after the
+            other; the first is the net alone). Their training losses are summed, so each net gets
+            the gradient of its own loss and keeps its own optimizer state; evaluation combines them
+            (:func:`average`). 1: the net alone, bit for bit. ``train/loss`` is the nets' mean
             training loss; ``val/*`` and ``test/*`` are the combined prediction's.
 
     Raises:
-        ValueError: ``ensemble`` is not a whole number >= 1.
+        BadValue: an argument outside what is allowed above, named as above (the net's own
+            arguments by the net, e.g. ``head``).
 
-    ``net``, ``optimizer`` and ``scheduler`` are not stored in the checkpoint's
-    hyperparameters (a checkpoint holds tensors and plain values only, so torch's
-    weights-only loader reads it): pass them again to ``load_from_checkpoint``, as
-    :func:`pairmnist.jobs.load.load_job` does from the job's config.
+    ``net``, ``optimizer``, ``scheduler`` and ``scheduler_config`` are not stored in the
+    checkpoint's hyperparameters (a checkpoint holds tensors and plain values only, so torch's
+    weights-only loader reads it): :func:`pairmnist.jobs.load.load_job` builds the module from
+    the job's config and loads the weights.
     """
 
     def __init__(
         self,
-        net: nn.Module,
+        net: Callable[[], nn.Module],
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        scheduler_config: dict[str, Any] | None = None,
         aux_weight: float = 0.0,
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
         ensemble: int = 1,
     ) -> None:
         super().__init__()
-        if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-            raise ValueError(f"model.ensemble={ensemble!r}: use a whole number >= 1 (nets trained side by side)")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.nets = nn.ModuleList([net, *(reinitialised(net) for _ in range(ensemble - 1))])
-        self.make_optimizer, self.make_scheduler, self.aux_weight = optimizer, scheduler, aux_weight
-        self.label_smoothing, self.ema_decay = label_smoothing, ema_decay
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "scheduler_config"])
+        require(number(ensemble, 1, integer=True), "ensemble", ensemble, "must be an integer >= 1 (nets side by side)")
+        self.nets = nn.ModuleList([net() for _ in range(ensemble)])
+        self.make_optimizer, self.make_scheduler = optimizer, scheduler
+        self.scheduler_config = dict(scheduler_config or {})
+        self.aux_weight, self.label_smoothing, self.ema_decay = aux_weight, label_smoothing, ema_decay
+        require(callable(optimizer), "optimizer", optimizer, "must make an optimizer (_partial_: true)")
+        require(scheduler is None or callable(scheduler), "scheduler", scheduler, "must be null or make a scheduler")
+        require(number(aux_weight, 0, 1), "aux_weight", aux_weight, "must be within [0, 1]")
+        require(fraction(label_smoothing), "label_smoothing", label_smoothing, "must be in [0, 1)")
+        require(ema_decay is None or fraction(ema_decay), "ema_decay", ema_decay, "must be null (off) or in [0, 1)")
+        require(
+            self.lr is None or number(self.lr) and self.lr > 0, "optimizer.lr", self.lr, "must be a finite number > 0"
+        )
+        only(self.scheduler_config, SCHEDULER_KEYS, "scheduler_config")
+        interval, frequency = self.scheduler_config.get("interval", "epoch"), self.scheduler_config.get("frequency", 1)
+        require(interval in ("epoch", "step"), "scheduler_config.interval", interval, "allowed: epoch, step")
+        require(number(frequency, 1, integer=True), "scheduler_config.frequency", frequency, "must be an integer >= 1")
+        self._check_outputs()
+        optimizer(self.nets.parameters())  # once now: the optimizer's own checks of its arguments, before any training
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "train_eval": [], "test": []}
         self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
         self.validated: dict[str, float] = {}  # the last validation: its epoch (from 1) and metrics
+
+    def _check_outputs(self) -> None:
+        """Check ``aux_weight`` against what the net outputs, on a pair of blank inputs (in evaluation
+        mode: nothing random is drawn, no statistic is updated); warn when a head cannot learn."""
+        net = self.nets[0]
+        net.eval()
+        logits, digits = net(torch.zeros(2, 2, 14, 14))
+        net.train()
+        w = self.aux_weight
+        require(digits is not None or w == 0, "aux_weight", w, "allowed: 0 (this net has no digit outputs)")
+        require(
+            logits.requires_grad or w == 1,
+            "aux_weight",
+            w,
+            "allowed: 1 (the comparison has no gradient, e.g. the digits head)",
+        )
+        head = getattr(net, "head", None)
+        if w == 1 and head is not None and any(True for _ in head.parameters()):
+            warnings.warn(
+                "aux_weight=1: the comparison head gets no gradient and stays untrained (at its random "
+                "initialisation); the digits or probabilistic head compare the digits instead",
+                stacklevel=3,
+            )
 
     @property
     def lr(self) -> float | None:
@@ -175,7 +220,7 @@ class PairModule(pl.LightningModule):
             self.nets.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits or None), all nets combined."""
+        """(B, 2, 14, 14) float32 -> ((B, 2) comparison logits, (B, 2, 10) digit logits or None)."""
         return average([net(x) for net in self.nets], getattr(self.nets[0], "head", None))
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
@@ -224,12 +269,12 @@ class PairModule(pl.LightningModule):
         """Log the training metrics; stop when the loss is NaN or infinite (diverged).
 
         Raises:
-            FloatingPointError: naming the epoch and ``model.lr``.
+            FloatingPointError: naming the epoch and the optimizer's ``lr``.
         """
         loss = self._epoch_metrics("train")["train/loss"]
         if not math.isfinite(loss):
             raise FloatingPointError(
-                f"train/loss is {loss} at epoch {self.current_epoch}: training diverged (model.lr={self.lr})"
+                f"train/loss is {loss} at epoch {self.current_epoch}: training diverged (optimizer.lr={self.lr})"
             )
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -252,10 +297,12 @@ class PairModule(pl.LightningModule):
         return [] if self.ema_decay is None else [EMAWeightAveraging(decay=self.ema_decay)]
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        """The optimizer, and the scheduler with its ``scheduler_config``, the way Lightning takes them."""
         optimizer = self.make_optimizer(self.parameters())
         if self.make_scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": "step"}}
+        scheduler = {"scheduler": self._scheduler(optimizer), **self.scheduler_config}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         """``make_scheduler(optimizer)``, given ``total_steps`` (the run's training steps) if it takes it unset."""

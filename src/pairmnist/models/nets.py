@@ -6,12 +6,13 @@ digit logits (B, 2, 10) or None)``.
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pairmnist.checks import fraction, number, require
 from pairmnist.models.heads import make_head
 
 
@@ -23,6 +24,7 @@ class Shallow(nn.Module):
 
     def __init__(self, nb_hidden: int = 500) -> None:
         super().__init__()
+        require(number(nb_hidden, 1, integer=True), "nb_hidden", nb_hidden, "must be an integer >= 1")
         self.layers = nn.Sequential(nn.Flatten(), nn.Linear(392, nb_hidden), nn.ReLU(), nn.Linear(nb_hidden, 2))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -72,11 +74,16 @@ class DigitConvNetPlus(nn.Module):
 
     Args:
         width: channels of the first block (the second has 2*width); 32.
-        dropout: dropout probability before each linear layer; 0.3.
+        dropout: dropout probability before each linear layer, in [0, 1); 0.3.
+
+    Raises:
+        BadValue: ``width`` not an integer >= 1, or ``dropout`` outside [0, 1).
     """
 
     def __init__(self, width: int = 32, dropout: float = 0.3) -> None:
         super().__init__()
+        require(number(width, 1, integer=True), "width", width, "must be an integer >= 1")
+        require(fraction(dropout), "dropout", dropout, "must be in [0, 1)")
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [
@@ -130,42 +137,51 @@ class PairNet(nn.Module):
 
     ``share_weights`` is the study's first question. True: one branch applied to both digits,
     in one batched call on the 2B images (weight sharing; the original report's siamese net).
-    False: two independently initialised branches, one per digit (the report's twin net).
+    False: two branches, one per digit, each built by its own call of the ``branch`` factory,
+    so independently initialised (the report's twin net). Any ``nn.Module`` works as a branch.
     With the default branch and the learned head (nb_hidden 100) that is 24,936 parameters
     shared and 47,570 unshared.
 
+    Weights are drawn in this order (so a seed gives the original report's nets): a given
+    branch, the head, then :class:`DigitConvNet` when ``branch`` is None, then the second branch.
+
     Args:
-        branch: the digit net, (B, 1, 14, 14) float32 -> (B, 10) float32, e.g. a Hydra
-            ``_target_`` node; None: :class:`DigitConvNet`, built after the head. Unshared,
-            the second branch is a deep copy of it re-initialised by every layer's
-            ``reset_parameters()`` (PyTorch's default initialisation, drawn after the first's).
+        branch: makes the digit net, (B, 1, 14, 14) float32 -> (B, 10) float32, e.g. a Hydra
+            ``_partial_: true`` node; None: :class:`DigitConvNet`.
         share_weights: one branch for both digits (True) or one per digit (False).
         nb_hidden: hidden units of the learned head.
         head: the comparison head's name: ``"learned"`` (original report), ``"digits"`` or
             ``"probabilistic"`` (:mod:`pairmnist.models.heads`).
-        tta_shift: test-time augmentation. 0: off. k > 0: in evaluation mode the digit logits
-            are the mean over the input and its copies moved by 1..k pixels in the four
-            directions (:func:`tta_offsets`); it uses the test input only, and training is
-            unchanged.
+        tta_shift: test-time augmentation, an integer in [0, 3]. 0: off. k > 0: in evaluation
+            mode the digit logits are the mean over the input and its copies moved by 1..k
+            pixels in the four directions (:func:`tta_offsets`); it uses the test input only,
+            and training is unchanged.
 
     Raises:
-        ValueError: ``head`` is not a known head (from :func:`~pairmnist.models.heads.make_head`).
+        BadValue: ``share_weights`` not a bool, ``tta_shift`` outside [0, 3], or a bad ``head``
+            or ``nb_hidden`` (:func:`~pairmnist.models.heads.make_head`).
     """
 
     def __init__(
         self,
-        branch: nn.Module | None = None,
+        branch: Callable[[], nn.Module] | None = None,
         share_weights: bool = True,
         nb_hidden: int = 100,
         head: str = "learned",
         tta_shift: int = 0,
     ) -> None:
         super().__init__()
+        require(isinstance(share_weights, bool), "share_weights", share_weights, "must be true or false")
+        require(number(tta_shift, 0, 3, integer=True), "tta_shift", tta_shift, "must be an integer in [0, 3] (pixels)")
+        given = branch() if branch is not None else None  # before the head, where Hydra used to build it
         self.head = make_head(head, nb_hidden)
+        make_branch = branch or DigitConvNet
+        branches = [given if given is not None else make_branch()]
+        if not share_weights:
+            branches.append(make_branch())
+        self.branches = nn.ModuleList(branches)
         self.offsets = tta_offsets(tta_shift)
         self.share_weights = share_weights
-        first = branch if branch is not None else DigitConvNet()
-        self.branches = nn.ModuleList([first] if share_weights else [first, reinitialised(first)])
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, 14, 14) float32 -> (B, 2, 10) float32."""
@@ -182,21 +198,3 @@ class PairNet(nn.Module):
             copies = torch.cat([shifted(x, dy, dx) for dy, dx in self.offsets])  # (C*B, 2, 14, 14), one pass
             digits = self.digit_logits(copies).view(len(self.offsets), *x.shape[:2], -1).mean(0)
         return self.head(digits), digits
-
-
-def reinitialised(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` with fresh weights: ``reset_parameters()`` of each layer that has one.
-
-    Raises:
-        ValueError: a layer holds parameters of its own but has no ``reset_parameters()``.
-    """
-    fresh = copy.deepcopy(module)
-    for layer in fresh.modules():
-        if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
-        elif any(True for _ in layer.parameters(recurse=False)):
-            raise ValueError(
-                f"{type(layer).__name__} holds weights but has no reset_parameters(), so a second copy "
-                "(model.share_weights=false, model.ensemble > 1) would start as the first; give it one"
-            )
-    return fresh
