@@ -59,13 +59,13 @@ def test_a_tie_on_validation_is_broken_without_test_numbers_and_everything_agree
         for seed, val in ((1000, val0), (1001, val1)):
             write_job(tmp_path, f"{lr}_{seed}", seed=seed, lr=lr, val_acc=val, test_acc=test)
     report = write_report(tmp_path)
-    summary = report.summary.set_index("model.lr")
+    summary = report.summary.set_index("lr")
     winner = summary.loc[1e-2, "identity"]
     assert summary["test_acc_mean"].idxmax() != 1e-2  # the test set would have picked another
     assert report.best["siamese"]["identity"] == winner
     assert yaml.safe_load((tmp_path / "best.yaml").read_text())["siamese"]["identity"] == winner
     assert set(report.comparisons["identity_a"]) == {winner} and len(report.comparisons) == 6
-    assert rank(report.summary, report.keys)["model.lr"].tolist()[:4] == [1e-2, 1e-3, 1e-4, 3e-4]
+    assert rank(report.summary, report.keys)["lr"].tolist()[:4] == [1e-2, 1e-3, 1e-4, 3e-4]
 
 
 def test_rank_reads_only_keys_and_validation_columns(tmp_path):

@@ -387,7 +387,8 @@ def nearest(group: pd.Series, sweeps: Sweeps) -> str:
     ``nearest <sweep>: <label> (differs in key=value here, stored value; ...)``."""
     found = []
     for name, (_, analysis) in sweeps.items():
-        for _, other in analysis.df[analysis.df["model"] == group["model"]].drop_duplicates("identity").iterrows():
+        table = report.job_table(analysis.jobs.records).merge(analysis.df[["identity", "group"]].drop_duplicates())
+        for _, other in table[table["model"] == group["model"]].drop_duplicates("identity").iterrows():
             keys = sorted(k for k in {*group.index, *other.index} if "." in k)
             differ = [k for k in keys if report.cell(group.get(k)) != report.cell(other.get(k))]
             label = analysis.summary.set_index("group").loc[other["group"], "label"]
