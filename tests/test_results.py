@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 from conftest import ROOT, TINY, unpadded
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from test_report import write_job
 
 from pairmnist.analysis import results
@@ -96,6 +98,12 @@ def test_compare_a_fresh_reproduction_with_the_stored_one(tmp_path, capsys):
     assert "no finished job" in capsys.readouterr().err
 
 
+def _hparams(folder):
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return events.PluginTagToContent("hparams")
+
+
 def test_the_studys_command_ranks_nothing_and_compares_with_stored_records_by_identity(run_cli, tmp_path):
     """The study at tiny size says nothing about ranking (nobody asked for one); stored under another
     name, its groups are found by identity. (The same study against docs/results, whose sizes
@@ -103,6 +111,16 @@ def test_the_studys_command_ranks_nothing_and_compares_with_stored_records_by_id
     sweep, stored = tmp_path / "sweep", tmp_path / "results"
     proc = run_cli("-m", "model=shallow,twin,siamese", "seed=0,1", f"hydra.sweep.dir={sweep}", *TINY)
     assert "No ranking" not in proc.stdout + proc.stderr and (sweep / "summary.md").is_file()
+    # TensorBoard's HPARAMS: no job writes the experiment's columns, so TensorBoard takes every key of every job's
+    # session (shallow has no share_weights; twin and siamese differ in it)
+    sessions = [
+        plugin_data_pb2.HParamsPluginData.FromString(content)
+        for events in sweep.rglob("events.out.tfevents.*")
+        for content in _hparams(events.parent).values()
+    ]
+    assert sessions and not any(s.HasField("experiment") for s in sessions)
+    columns = {name for s in sessions if s.HasField("session_start_info") for name in s.session_start_info.hparams}
+    assert {"share_weights", "model_name", "lr", "aux_weight"} <= columns
     results.store(sweep, stored / "renamed", "the tiny study", "python src/run.py -m ...", 1.0)
     results.store(sweep / "siamese_debugtiny_seed0", stored / "one_job", "one of its jobs", "python src/run.py", 1.0)
     table, agree, unmatched = results.compare(sweep, stored)

@@ -37,6 +37,7 @@ from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from pairmnist.atomic import write_text
 from pairmnist.checks import MAX_SEED, BadValue, number, require
@@ -200,9 +201,26 @@ def train(cfg: DictConfig) -> Record:
         names = short_names(keys, taken=("model_name", "seed"))
         hparams = {"model_name": model, "seed": cfg.seed, **{names[k]: v for k, v in keys.items()}}
         results = {f"hp/{k}": record[k] for k in ("val_acc", "test_acc") if record[k] is not None}
-        trainer.logger.log_hyperparams(hparams, results)
-        trainer.logger.finalize("success")
+        log_hparams(trainer.logger, hparams, results)
     return record
+
+
+def log_hparams(logger: TensorBoardLogger, hparams: dict[str, Any], results: dict[str, float]) -> None:
+    """TensorBoard's HPARAMS session of this job, without an experiment summary of its own.
+
+    Lightning's ``log_hyperparams`` also writes an experiment summary (the columns), and TensorBoard
+    shows the first one it finds: a sweep mixing shallow (no ``share_weights``) with the others
+    would lose that column. Without one, TensorBoard builds the experiment from every job's
+    session, so each key any job has is a column (tensorboard.plugins.hparams.backend_context).
+    """
+    _, session_start, session_end = hparams_summary(hparams, results)
+    writer = logger.experiment._get_file_writer()
+    for summary in (session_start, session_end):
+        writer.add_summary(summary)
+    logger.log_metrics(results)
+    logger.hparams.update(hparams)  # hparams.yaml, as log_hyperparams writes it
+    logger.save()
+    logger.finalize("success")
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:

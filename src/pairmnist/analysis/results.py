@@ -338,7 +338,7 @@ def readme_block(sweeps: Sweeps) -> str:
     text += [report.markdown(cells[shown]), ""]
     extra = recipes_markdown(sweeps) + ingredients_markdown(sweeps) + claims_markdown(sweeps, "docs/figures")
     text += ["#" + line if line.startswith("## ") else line for line in extra[1:]]  # inside the README's section
-    text += [f"Time per sweep and the CPU it ran on ({TIMED_WITH}):", "", time_table(sweeps), "", README_END]
+    text += ["Time per sweep and the CPU it ran on: [docs/RESULTS.md](docs/RESULTS.md#time-per-sweep).", "", README_END]
     return "\n".join(text)
 
 
