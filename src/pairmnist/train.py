@@ -213,7 +213,8 @@ def log_hparams(logger: TensorBoardLogger, hparams: dict[str, Any], results: dic
     would lose that column. Without one, TensorBoard builds the experiment from every job's
     session, so each key any job has is a column (tensorboard.plugins.hparams.backend_context).
     """
-    _, session_start, session_end = hparams_summary(hparams, results)
+    shown = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in hparams.items()}  # as Lightning
+    _, session_start, session_end = hparams_summary(shown, results)
     writer = logger.experiment._get_file_writer()
     for summary in (session_start, session_end):
         writer.add_summary(summary)
