@@ -5,6 +5,8 @@ See README.md; what a job does, top to bottom, is :func:`pairmnist.train.main`.
 
 from __future__ import annotations
 
+import logging
+
 import hydra
 from omegaconf import DictConfig
 
@@ -24,4 +26,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     signals.install()  # SIGINT, SIGTERM: the running job stops, no other starts, the report is written
+    logging.raiseExceptions = False  # a log file that cannot be written (a full disk) is no traceback per line
     main()

@@ -34,7 +34,6 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from pairmnist.atomic import write_text
 from pairmnist.jobs import signals
 from pairmnist.jobs.config import check, launch_path
 from pairmnist.jobs.signals import Interrupted, exit_status, stop_job
@@ -48,6 +47,7 @@ from pairmnist.record import (
     identity_id,
     load_record,
     trained_hyperparameters,
+    write_error,
     write_record,
 )
 
@@ -63,20 +63,26 @@ warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: one run, or one per seed of ``tuning_seeds`` (a search's trial, in ``seed<N>/`` sub-folders).
 
+    An ``error.txt`` an earlier attempt left in the job's folder (a killed worker's) is removed first.
+
     Returns:
         The final validation accuracy (fraction); for tuning seeds their mean (the search's
         objective; test accuracy never enters it); None when a run failed or diverged.
     """
+    (Path(cfg.paths.output_dir) / ERROR_FILE).unlink(missing_ok=True)
     if not cfg.get("tuning_seeds"):
         return run(cfg)
-    values = []
-    for seed in cfg.tuning_seeds:
-        one = cfg.copy()
-        with open_dict(one):
-            one.seed = int(seed)
-            one.paths.output_dir = str(Path(cfg.paths.output_dir) / f"seed{seed}")
-        values.append(run(one))
+    values = [run(tuning_run(cfg, Path(cfg.paths.output_dir), seed)) for seed in cfg.tuning_seeds]
     return None if any(v is None or not math.isfinite(v) for v in values) else sum(values) / len(values)
+
+
+def tuning_run(cfg: DictConfig, trial_dir: Path, seed: int) -> DictConfig:
+    """A search trial's run of tuning seed ``seed``: the trial's config, that seed, ``<trial_dir>/seed<seed>/``."""
+    one = cfg.copy()
+    with open_dict(one):
+        one.seed = int(seed)
+        one.paths.output_dir = str(trial_dir / f"seed{seed}")
+    return one
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -94,7 +100,9 @@ def run(cfg: DictConfig) -> float | None:
         with stop_job():
             check(cfg)
             if cfg.resume and (record := completed(out, cfg)) is not None:
-                log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
+                log.info(
+                    "resume: %s already finished (test_acc %.4f), not retrained", job_label(out), record["test_acc"]
+                )
                 return record["val_acc"]
             for stale in out.glob("events.out.tfevents.*"):  # a previous attempt's curves would mix with these
                 stale.unlink()
@@ -104,7 +112,7 @@ def run(cfg: DictConfig) -> float | None:
         validated = "none (not validated)" if record["val_epoch"] is None else f"{record['val_acc']:.4f}"
         log.info(
             "%s: test_acc %.4f, val_acc %s, epochs %d, fit %.1f s",
-            out.name,
+            job_label(out),
             record["test_acc"],
             validated,
             record["epochs"],
@@ -199,8 +207,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     (:func:`idle_cores`). The Trainer gets the ``callbacks`` (null ones left out), the ``logger``
     and :func:`accelerator`'s device; the data folder is anchored at the launch folder.
     """
-    if cfg.get("threads") or "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(cfg.get("threads") or idle_cores())
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]  # set after torch was imported (a forked job)
+    torch.set_num_threads(cfg.get("threads") or (int(omp) if omp.isdigit() else 0) or idle_cores())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, seed=cfg.seed, data_dir=str(launch_path(cfg, cfg.paths.data_dir)))
     module = instantiate(cfg.model.module)
@@ -237,14 +245,28 @@ def completed(out: Path, cfg: DictConfig) -> dict[str, Any] | None:
 
 def failed(out: Path, error: BaseException, status: int = 1) -> None:
     """Write ``error.txt``; in a multirun log the line and return (the sweep goes on), in a single run
-    end the command: print the line (and where the traceback is) and exit ``status``."""
+    end the command: print the line (and where the traceback is) and exit ``status``. When even
+    ``error.txt`` cannot be written (a full disk), the line says so and is all that is left."""
     message = f"{type(error).__name__}: {' '.join(str(error).split())}"
-    write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
+    try:
+        write_error(out, message, traceback.format_exc())
+        where = f" (traceback: {out / ERROR_FILE})"
+    except OSError as e:
+        message += f" ({ERROR_FILE} not written: {e.strerror or e})"
+        where = ""
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        log.error("job %s failed: %s", out.name, message)
+        log.error("job %s failed: %s", job_label(out), message)
         return None
-    print(f"{message} (traceback: {out / ERROR_FILE})", file=sys.stderr, flush=True)
+    print(f"{message}{where}", file=sys.stderr, flush=True)
     raise SystemExit(status)
+
+
+def job_label(out: Path) -> str:
+    """How log lines name the job in ``out``: its folder's name, or for a search trial's run ``<trial>/seed<N>``."""
+    job = Path(
+        OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=out) if HydraConfig.initialized() else out
+    )
+    return f"{job.name}/{out.relative_to(job).as_posix()}" if job in out.parents else out.name
 
 
 def accelerator(name: str) -> str:

@@ -147,11 +147,22 @@ def check_values(cfg: DictConfig) -> None:
         check_sizes(cfg.data.n_pairs, cfg.data.n_val_pairs, cfg.data.get("n_test_pairs"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if cfg.trainer.get("accelerator") in ("gpu", "cuda"):
-        import torch
+    accelerator, devices = cfg.trainer.get("accelerator"), cfg.trainer.get("devices", 1)
+    if accelerator in ("gpu", "cuda") and not _gpus():
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is available here")
+    many = devices in ("auto", -1) and accelerator not in ("cpu", "mps") and _gpus() > 1  # auto: every GPU
+    if many or devices not in (1, "auto", -1) and not (OmegaConf.is_list(devices) and len(devices) == 1):
+        raise ConfigError(
+            f"trainer.devices={devices}: must be 1 (or auto on a machine with one device): "
+            "this study trains one process per job"
+        )
 
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA GPU is available here")
+
+def _gpus() -> int:
+    """The CUDA GPUs this machine has."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _arguments(target: str, key: str) -> list[str] | None:
@@ -202,10 +213,11 @@ def launch_path(cfg: DictConfig, path: str | Path) -> Path:
 
 
 def check_writable(key: str, folder: str | Path) -> None:
-    """Check that ``folder`` can be created (or exists) and written, without creating it.
+    """Check that ``folder`` can be created (or exists) and written, without creating it: a temporary file of
+    the size of a job's config (8 KiB) fits in its nearest existing ancestor.
 
     Raises:
-        ConfigError: its nearest existing ancestor is not a folder or cannot be written.
+        ConfigError: that ancestor is not a folder, cannot be written, or has no room (a full disk).
     """
     existing = Path(folder).absolute()
     while not existing.exists():
@@ -213,8 +225,10 @@ def check_writable(key: str, folder: str | Path) -> None:
     try:
         if not existing.is_dir():
             raise NotADirectoryError(f"{existing} is a file")
-        with tempfile.TemporaryFile(dir=existing):
-            pass
+        with tempfile.TemporaryFile(dir=existing) as f:
+            f.write(bytes(8192))
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as e:
         raise ConfigError(f"{key}={folder}: not a writable folder ({e})") from None
 
