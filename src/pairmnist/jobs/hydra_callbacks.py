@@ -19,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.jobs import signals
@@ -134,6 +135,7 @@ class ValidateConfig(Callback):
         parallel = config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher")
         if parallel and not (n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)):  # else Hydra wraps it in 3 lines
             _exit(f"hydra.launcher.n_jobs={n_jobs}: must be null (one job per core) or an integer >= 1")
+        instantiate(config.hydra.sweeper)  # its own settings' checks (one line each) come first: they are cheap
         self._check(config, "hydra.sweep.dir")
 
 
