@@ -5,6 +5,7 @@ See README.md; what a job does, top to bottom, is :func:`pairmnist.train.main`.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -28,4 +29,5 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     sys.path.insert(1, os.getcwd())  # a module in the folder the command runs from, as `python -m` has it (after src/)
     signals.install()  # SIGINT, SIGTERM: the running job stops, no other starts, the report is written
+    logging.raiseExceptions = False  # a log file that cannot be written (a full disk) is no traceback per line
     main()

@@ -122,6 +122,19 @@ def unpadded(text: str) -> str:
     return re.sub(r" {2,}\|", " |", re.sub(r"\| {2,}", "| ", text))
 
 
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
     """Poll ``condition`` every 50 ms until it holds; fail if ``proc`` ends first or time runs out."""
     deadline = time.monotonic() + timeout

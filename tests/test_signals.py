@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CLI_ENV, QUIET, ROOT, wait_for
+from conftest import CLI_ENV, QUIET, ROOT, children, wait_for
 
 from pairmnist.jobs.hydra_callbacks import finish_command
 
@@ -61,7 +61,7 @@ def test_sigint_ends_a_serial_sweep_with_its_report_and_the_command_that_finishe
 
 def test_finish_command_quotes_and_replaces_resume_and_the_sweep_folder(tmp_path):
     argv = ["src/run.py", "-m", "seed=range(3)", "resume=false", "hydra.sweep.dir=old", "model.optimizer.lr=1e-3,1e-2"]
-    command = finish_command(tmp_path / "my sweep", argv)
+    command = finish_command(tmp_path / "my sweep, (1)", argv)
     words = shlex.split(command)
     assert words[0] in ("python", sys.executable) and words[1:] == [
         "src/run.py",
@@ -69,22 +69,10 @@ def test_finish_command_quotes_and_replaces_resume_and_the_sweep_folder(tmp_path
         "seed=range(3)",
         "model.optimizer.lr=1e-3,1e-2",
         "resume=true",
-        f"hydra.sweep.dir={tmp_path / 'my sweep'}",
+        f"hydra.sweep.dir='{tmp_path / 'my sweep, (1)'}'",  # quoted for Hydra too: its grammar splits at commas
     ]
     assert "'seed=range(3)'" in command  # bash would choke on the bare parentheses
-
-
-def children(pid: int) -> list[int]:
-    """The process ids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    assert finish_command(tmp_path, argv).endswith(f" hydra.sweep.dir={tmp_path}")  # quoted only where needed
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

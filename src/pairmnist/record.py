@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypedDict
 
-from pairmnist.atomic import write_json
+from pairmnist.atomic import write_json, write_text
 
 METRICS_FILE, ERROR_FILE = "metrics.json", "error.txt"
 
@@ -124,6 +124,15 @@ def load_record(job_dir: str | Path) -> Record:
 def write_record(job_dir: str | Path, record: Record) -> None:
     """Write ``record`` as ``<job_dir>/metrics.json``, atomically."""
     write_json(Path(job_dir) / METRICS_FILE, record)
+
+
+def write_error(job_dir: str | Path, message: str, details: str = "") -> None:
+    """Write ``<job_dir>/error.txt``, atomically: ``message`` (one line) first, then ``details`` (a traceback).
+
+    Raises:
+        OSError: the file cannot be written (a full disk, say).
+    """
+    write_text(Path(job_dir) / ERROR_FILE, f"{message}\n\n{details}")
 
 
 STUDY_KEYS = ("model", "data", "trainer")  # with "seed", what determines a job's result

@@ -39,7 +39,6 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from pairmnist.atomic import write_text
 from pairmnist.checks import MAX_SEED, BadValue, number, require
 from pairmnist.jobs import signals
 from pairmnist.jobs.signals import Interrupted, exit_status, stop_job
@@ -56,6 +55,7 @@ from pairmnist.record import (
     load_record,
     short_names,
     trained_hyperparameters,
+    write_error,
     write_record,
 )
 
@@ -71,20 +71,26 @@ warnings.filterwarnings("ignore", message=r"The '\w+' does not have many workers
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: one run, or one per seed of ``tuning_seeds`` (a search's trial, in ``seed<N>/`` sub-folders).
 
+    An ``error.txt`` an earlier attempt left in the job's folder (a killed worker's) is removed first.
+
     Returns:
         The final validation accuracy (fraction); for tuning seeds their mean (the search's
         objective; test accuracy never enters it); None when a run failed or diverged.
     """
+    (Path(cfg.paths.output_dir) / ERROR_FILE).unlink(missing_ok=True)
     if not cfg.get("tuning_seeds"):
         return run(cfg)
-    values = []
-    for seed in cfg.tuning_seeds:
-        one = cfg.copy()
-        with open_dict(one):
-            one.seed = int(seed)
-            one.paths.output_dir = str(Path(cfg.paths.output_dir) / f"seed{seed}")
-        values.append(run(one))
+    values = [run(tuning_run(cfg, Path(cfg.paths.output_dir), seed)) for seed in cfg.tuning_seeds]
     return None if any(v is None or not math.isfinite(v) for v in values) else sum(values) / len(values)
+
+
+def tuning_run(cfg: DictConfig, trial_dir: Path, seed: int) -> DictConfig:
+    """A search trial's run of tuning seed ``seed``: the trial's config, that seed, ``<trial_dir>/seed<seed>/``."""
+    one = cfg.copy()
+    with open_dict(one):
+        one.seed = int(seed)
+        one.paths.output_dir = str(trial_dir / f"seed{seed}")
+    return one
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -101,7 +107,9 @@ def run(cfg: DictConfig) -> float | None:
     try:
         with stop_job():
             if cfg.resume and (record := completed(out, cfg)) is not None:
-                log.info("resume: %s already finished (test_acc %.4f), not retrained", out.name, record["test_acc"])
+                log.info(
+                    "resume: %s already finished (test_acc %.4f), not retrained", job_label(out), record["test_acc"]
+                )
                 return record["val_acc"]
             for stale in out.glob("events.out.tfevents.*"):  # a previous attempt's curves would mix with these
                 stale.unlink()
@@ -111,7 +119,7 @@ def run(cfg: DictConfig) -> float | None:
         validated = "none (not validated)" if record["val_epoch"] is None else f"{record['val_acc']:.4f}"
         log.info(
             "%s: test_acc %.4f, val_acc %s, epochs %d, fit %.1f s",
-            out.name,
+            job_label(out),
             record["test_acc"],
             validated,
             record["epochs"],
@@ -137,8 +145,8 @@ def train(cfg: DictConfig) -> Record:
     Raises:
         Interrupted: SIGINT or SIGTERM, its ``where`` set to the epoch under way.
     """
-    if cfg.get("threads") or "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(cfg.get("threads") or idle_cores())
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]  # set after torch was imported (a forked job)
+    torch.set_num_threads(cfg.get("threads") or (int(omp) if omp.isdigit() else 0) or idle_cores())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build(cfg)
     n_params = sum(p.numel() for p in module.nets.parameters())
@@ -245,6 +253,9 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     for split in ("train", "val", "test"):
         limit = getattr(trainer, f"limit_{split}_batches")
         require(limit != 0, f"trainer.limit_{split}_batches", limit, "must be > 0: the record needs every split")
+    devices = cfg.trainer.get("devices")
+    allowed = "must be 1 (or auto on a machine with one device): this study trains one process per job"
+    require(trainer.num_devices == 1, "trainer.devices", devices, allowed)
     return datamodule, module, trainer
 
 
@@ -324,14 +335,28 @@ def completed(out: Path, cfg: DictConfig) -> dict[str, Any] | None:
 def failed(out: Path, cfg: DictConfig, error: BaseException, status: int = 1) -> None:
     """Write ``error.txt`` (:func:`explain`'s line, then the traceback); in a multirun log the line and
     return (the sweep goes on), in a single run end the command: print the line (and where the
-    traceback is) and exit ``status``."""
+    traceback is) and exit ``status``. When even ``error.txt`` cannot be written (a full disk), the
+    line says so and is all that is left."""
     message = explain(error, cfg)
-    write_text(out / ERROR_FILE, f"{message}\n\n{traceback.format_exc()}")
+    try:
+        write_error(out, message, traceback.format_exc())
+        where = f" (traceback: {out / ERROR_FILE})"
+    except OSError as e:
+        message += f" ({ERROR_FILE} not written: {e.strerror or e})"
+        where = ""
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        log.error("job %s failed: %s", out.name, message)
+        log.error("job %s failed: %s", job_label(out), message)
         return None
-    print(f"{message} (traceback: {out / ERROR_FILE})", file=sys.stderr, flush=True)
+    print(f"{message}{where}", file=sys.stderr, flush=True)
     raise SystemExit(status)
+
+
+def job_label(out: Path) -> str:
+    """How log lines name the job in ``out``: its folder's name, or for a search trial's run ``<trial>/seed<N>``."""
+    job = Path(
+        OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=out) if HydraConfig.initialized() else out
+    )
+    return f"{job.name}/{out.relative_to(job).as_posix()}" if job in out.parents else out.name
 
 
 def accelerator(name: str) -> str:

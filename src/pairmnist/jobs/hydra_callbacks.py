@@ -24,11 +24,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from pairmnist.jobs import signals
-from pairmnist.record import METRICS_FILE, settings, short_names
+from pairmnist.record import ERROR_FILE, METRICS_FILE, settings, short_names, write_error
 
 log = logging.getLogger(__name__)
 MAX_NAME = 100  # characters of a job folder's name; far below file systems' 255-byte limit
@@ -85,14 +87,27 @@ def finish_command(sweep_dir: str | Path, argv: list[str] | None = None) -> str:
     """The command that finishes a sweep: this one again, with ``resume=true hydra.sweep.dir=<sweep_dir>``.
 
     Rebuilt from ``argv`` (default ``sys.argv``) with any earlier ``resume=`` or
-    ``hydra.sweep.dir=`` left out, and shell-quoted, so that pasted into bash in the same
-    folder it runs as typed. The interpreter is ``python`` when that name finds the one
-    running, else its full path.
+    ``hydra.sweep.dir=`` left out. The folder is quoted for Hydra's override grammar where it
+    needs it (spaces, parentheses, commas, braces, ``=``, quotes), and every word for the shell,
+    so that pasted into bash in the same folder it runs as typed. The interpreter is ``python``
+    when that name finds the one running, else its full path.
     """
     argv = sys.argv if argv is None else argv
     python = "python" if shutil.which("python") == sys.executable else sys.executable
     kept = [a for a in argv[1:] if a.lstrip("+").partition("=")[0] not in ("resume", "hydra.sweep.dir")]
-    return shlex.join([python, argv[0], *kept, "resume=true", f"hydra.sweep.dir={sweep_dir}"])
+    return shlex.join([python, argv[0], *kept, "resume=true", hydra_override("hydra.sweep.dir", str(sweep_dir))])
+
+
+def hydra_override(key: str, value: str) -> str:
+    """``key=value`` that Hydra's override parser reads back as the string ``value``: bare where it can
+    be, else single-quoted, with each quote and the backslashes before a quote (or the end) escaped."""
+    try:
+        if OverridesParser.create().parse_overrides([f"{key}={value}"])[0].value() == value:
+            return f"{key}={value}"
+    except OverrideParseException:  # Hydra's grammar refuses it bare
+        pass
+    quoted = re.sub(r"(\\*)('|$)", lambda m: 2 * m[1] + ("\\'" if m[2] else ""), value)
+    return f"{key}='{quoted}'"
 
 
 def check_writable(key: str, folder: str | Path) -> None:
@@ -103,8 +118,10 @@ def check_writable(key: str, folder: str | Path) -> None:
     try:
         if not existing.is_dir():
             raise NotADirectoryError(f"{existing} is a file")
-        with tempfile.TemporaryFile(dir=existing):
-            pass
+        with tempfile.TemporaryFile(dir=existing) as f:  # the size of a job's config: a full disk fails here
+            f.write(bytes(8192))
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as e:
         _exit(f"{key}={folder}: not a writable folder ({e})")
 
@@ -170,6 +187,7 @@ class CheckJobs(Callback):
         parallel = config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher")
         if parallel and not (n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)):  # else Hydra wraps it in 3 lines
             _exit(f"hydra.launcher.n_jobs={n_jobs}: must be null (one job per core) or an integer >= 1")
+        instantiate(config.hydra.sweeper)  # its own settings' checks (one line each) come first: they are cheap
         check_writable("hydra.sweep.dir", config.hydra.sweep.dir)
         self._check(job_configs(config), config.hydra.sweep.dir, config)
         if config.get("resume") and not Path(config.hydra.sweep.dir).exists():
@@ -220,19 +238,39 @@ class ShowFolders(Callback):
 class WriteReport(Callback):
     """At the end of every multirun, write the report (:mod:`pairmnist.analysis.report`) in the sweep folder.
 
-    Prints the report (for a grid, the validation ranking first). The command then exits
-    non-zero when anything is missing, with one line per problem on stderr, in this order:
-    the jobs that failed or left no result (their results are still summarised), the report
-    file that could not be written (any
-    failure of the report, which Hydra alone would only warn about), and, when jobs are
-    missing or the command received SIGINT or SIGTERM, the command that finishes the sweep
-    (:func:`finish_command`) as the last line. Exit status: 128 + the signal's number after
-    a signal (130, 143), else 1.
+    Prints the report (for a grid, the validation ranking first); when a report file cannot be
+    written (a full disk), the report is printed all the same. The command then exits non-zero
+    when anything is missing, with one line per problem on stderr, in this order: the jobs that
+    failed or left no result (their results are still summarised), the report file that could
+    not be written (any failure of the report, which Hydra alone would only warn about), and,
+    when jobs are missing or the command received SIGINT or SIGTERM, the command that finishes
+    the sweep (:func:`finish_command`) as the last line. Exit status: 128 + the signal's number
+    after a signal (130, 143), else 1.
+
+    A job that failed outside the job's own failure handling (its process died, or Hydra could not
+    run it) reaches :meth:`on_job_end` with status FAILED: its ``error.txt`` is written, and its
+    line kept for the end, also when even ``error.txt`` cannot be written.
     """
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}  # job folder (relative to the sweep folder) -> its one line
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED:
+            return
+        out, error = Path(config.hydra.runtime.output_dir), job_return._return_value
+        message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        try:
+            write_error(out, message, "".join(traceback.format_exception(error)))
+        except OSError as e:
+            message += f" ({ERROR_FILE} not written: {e.strerror or e})"
+        name = os.path.relpath(out, Path(config.hydra.sweep.dir).absolute())
+        self.failed[Path(name).as_posix()] = message
+        log.error("job %s failed: %s", name, message)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # pandas and matplotlib only once the sweep is done
-        from pairmnist.analysis.report import ReportError, collect, console_text, write_report
+        from pairmnist.analysis.report import ReportError, analyse, collect, console_text, write_report
 
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         problems = []
@@ -245,16 +283,18 @@ class WriteReport(Callback):
                 problem = f"could not write the report in {sweep_dir}: {type(e).__name__}: {e}"
             problems.append(f"report: {' '.join(problem.split())}")
             jobs = collect(sweep_dir)
+            if isinstance(e, ReportError):  # a file could not be written: the report is printed all the same
+                print(console_text(analyse(jobs, sweep_dir.name)), flush=True)
         else:
             print(console_text(report), flush=True)
             print(f"report written to {sweep_dir}: " + ", ".join(f.name for f in report.files), flush=True)
             jobs = report.jobs
-        if jobs.failed:
+        failed = {**jobs.failed, **self.failed}
+        if failed:
             where = "" if problems else " (see summary.md)"
-            names = ", ".join(jobs.failed)
-            problems.insert(0, f"{len(jobs.failed)} job(s) failed or left no result: {names}{where}")
+            problems.insert(0, f"{len(failed)} job(s) failed or left no result: {', '.join(failed)}{where}")
         received = signals.received()
-        if jobs.failed or received:
+        if failed or received:
             stopped = f"{received.name} received; " if received else ""
             problems += [
                 f"{stopped}to finish the sweep, run from {config.hydra.runtime.cwd}:",

@@ -7,6 +7,8 @@
 
 Both are rebuilt from the job's own config (``<job>/.hydra/config.yaml``, written by Hydra);
 the weights come from ``<job>/checkpoints/final.ckpt``, read with torch's weights-only loader.
+A search trial's folder holds one run per tuning seed, ``<trial>/seed<N>/`` (:func:`runs`); each
+is a job folder here, with the trial's config and its own seed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pairmnist.record import fraction
-from pairmnist.train import accelerator
+from pairmnist.train import accelerator, tuning_run
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 CHECKPOINT_FILE = Path("checkpoints") / "final.ckpt"
@@ -31,15 +33,34 @@ class NotAJob(Exception):
 
 
 def job_config(folder: str | Path) -> DictConfig:
-    """The config a job ran with (``<folder>/.hydra/config.yaml``).
+    """The config a job ran with (``<folder>/.hydra/config.yaml``); for a trial's ``seed<N>/`` run, the
+    trial's config with that seed and folder (:func:`pairmnist.train.tuning_run`).
 
     Raises:
-        NotAJob: the folder has no such file.
+        NotAJob: the folder does not exist, or holds no job config.
     """
-    path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        raise NotAJob(f"{folder}: not a job folder (no {CONFIG_FILE})")
-    return OmegaConf.load(path)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotAJob(f"{folder}: does not exist" if not folder.exists() else f"{folder}: not a folder")
+    if (folder / CONFIG_FILE).is_file():
+        return OmegaConf.load(folder / CONFIG_FILE)
+    if (folder.parent / CONFIG_FILE).is_file():  # a trial's run?
+        trial = OmegaConf.load(folder.parent / CONFIG_FILE)
+        seeds = {f"seed{s}": s for s in trial.get("tuning_seeds") or []}
+        if folder.name in seeds:
+            return tuning_run(trial, folder.parent, seeds[folder.name])
+    raise NotAJob(f"{folder}: not a job folder (no {CONFIG_FILE})")
+
+
+def runs(folder: str | Path) -> list[Path]:
+    """The job folders in ``folder``: itself, or for a search trial its runs ``seed<N>/``, one per tuning seed.
+
+    Raises:
+        NotAJob: see :func:`job_config`.
+    """
+    seeds = job_config(folder).get("tuning_seeds")
+    trial = seeds and (Path(folder) / CONFIG_FILE).is_file()
+    return [Path(folder) / f"seed{s}" for s in seeds] if trial else [Path(folder)]
 
 
 def load_job(folder: str | Path, seed: int | None = None) -> tuple[pl.LightningModule, pl.LightningDataModule]:
