@@ -17,7 +17,9 @@ import pytest
 from conftest import CLI_ENV, CONF, ROOT, RUN, TINY, unpadded
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
-from pairmnist.jobs.config import ConfigError, check
+
+from pairmnist.checks import BadValue
+from pairmnist.train import check
 
 
 def test_joblib_runs_jobs_in_parallel_processes_with_one_thread(run_cli, tmp_path):
@@ -57,7 +59,7 @@ def test_the_plugins_import_nothing_of_the_app():
 def test_more_than_one_device_per_job_is_refused_in_one_line(make_cfg):
     check(make_cfg("trainer.devices=auto", "trainer.accelerator=cpu"))  # one device: allowed
     for devices in ("2", "[0,1]"):
-        with pytest.raises(ConfigError, match=r"^trainer.devices=.*: must be 1 .*one process per job$"):
+        with pytest.raises(BadValue, match=r"^trainer.devices=.*: must be 1 .*one process per job$"):
             check(make_cfg(f"trainer.devices={devices}"))
 
 

@@ -247,15 +247,17 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     module = instantiate(cfg.model)
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None] + [StopOnSignal()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    devices = cfg.trainer.get("devices", "auto")
+    allowed = "must be 1 (or auto on a machine with one device): this study trains one process per job"
+    count = len(devices) if OmegaConf.is_list(devices) else devices
+    require(count in (1, "1", "auto"), "trainer.devices", devices, allowed)
     trainer = instantiate(
         cfg.trainer, accelerator=accelerator(cfg.trainer.accelerator), callbacks=callbacks, logger=logger
     )
     for split in ("train", "val", "test"):
         limit = getattr(trainer, f"limit_{split}_batches")
         require(limit != 0, f"trainer.limit_{split}_batches", limit, "must be > 0: the record needs every split")
-    devices = cfg.trainer.get("devices")
-    allowed = "must be 1 (or auto on a machine with one device): this study trains one process per job"
-    require(trainer.num_devices == 1, "trainer.devices", devices, allowed)
+    require(trainer.num_devices == 1, "trainer.devices", devices, allowed)  # auto: every GPU
     return datamodule, module, trainer
 
 

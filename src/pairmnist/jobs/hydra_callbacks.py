@@ -187,7 +187,8 @@ class CheckJobs(Callback):
         parallel = config.hydra.launcher.get("_target_", "").endswith("ParallelLauncher")
         if parallel and not (n_jobs is None or (type(n_jobs) is int and n_jobs >= 1)):  # else Hydra wraps it in 3 lines
             _exit(f"hydra.launcher.n_jobs={n_jobs}: must be null (one job per core) or an integer >= 1")
-        instantiate(config.hydra.sweeper)  # its own settings' checks (one line each) come first: they are cheap
+        if not config.hydra.sweeper.get("_target_", "").startswith("hydra._internal"):  # Hydra refuses its own
+            instantiate(config.hydra.sweeper)  # its own settings' checks (one line each) come first: they are cheap
         check_writable("hydra.sweep.dir", config.hydra.sweep.dir)
         self._check(job_configs(config), config.hydra.sweep.dir, config)
         if config.get("resume") and not Path(config.hydra.sweep.dir).exists():
