@@ -73,7 +73,7 @@ def test_a_preset_with_a_model_it_cannot_run_is_one_line_naming_the_key(data_dir
 
 
 def test_a_preset_runs_another_model_with_its_keys_and_the_command_line_replaces_its_values(data_dir):
-    check_sweep(data_dir, *TINY, "hparams_search=plus_grid3", "model=siamese")  # ema, tta, rotate, scale: siamese has them
+    check_sweep(data_dir, *TINY, "hparams_search=plus_grid3", "model=siamese")  # siamese has its four keys
     check_sweep(data_dir, *TINY, "hparams_search=deep_grid", "model=shallow", "model.aux_weight=0")
 
 
